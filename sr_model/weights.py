@@ -1,0 +1,67 @@
+"""Safe saving and loading of generator weights (safetensors, never pickle).
+
+A weights file holds the tensors plus string metadata: ``config`` (the architecture as JSON,
+so the right model is rebuilt) and free-form ``info`` JSON (training data, steps, figures).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from sr_model.generator import build_generator
+
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "srresnet_x4.safetensors"
+
+
+class WeightsError(ValueError):
+    """A weights file is missing, unreadable, or does not fit the architecture it names."""
+
+
+def save_generator(model: nn.Module, path: str | Path, info: dict | None = None) -> Path:
+    """Write ``model``'s weights and config to ``path`` (.safetensors)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    meta = {"config": json.dumps(model.config.to_dict()), "info": json.dumps(info or {})}
+    save_file(state, str(path), metadata=meta)
+    return path
+
+
+def read_metadata(path: str | Path) -> tuple[dict, dict]:
+    """(config, info) stored in a weights file."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise WeightsError(f"cannot read generator weights {path}: {exc}") from None
+    if "config" not in meta:
+        raise WeightsError(f"{path} has no generator config in its metadata")
+    return json.loads(meta["config"]), json.loads(meta.get("info", "{}"))
+
+
+def load_generator(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the generator a weights file describes and load its tensors; returns (model, info).
+
+    The model comes back in eval mode on ``device``. Raises ``WeightsError`` with a one-line
+    message when the file is missing, not safetensors, or its tensors do not fit the architecture.
+    """
+    path = Path(path) if path is not None else DEFAULT_WEIGHTS
+    if not path.is_file():
+        raise WeightsError(f"generator weights not found: {path}")
+    config, info = read_metadata(path)
+    try:
+        model = build_generator(config)
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"{path} names an unusable generator config: {exc}") from None
+    try:
+        state = load_file(str(path))
+        model.load_state_dict(state, strict=True)
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise WeightsError(f"{path} does not fit a {config.get('arch')} generator: {first}") from None
+    return model.eval().to(device), info

@@ -1,0 +1,58 @@
+"""benchmarks.tracking --quick writes its report and the metrics are sane numbers."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("motmetrics")
+pytest.importorskip("ultralytics")
+
+
+def test_quick_tracking_benchmark(tmp_path: Path) -> None:
+    from benchmarks.tracking import CLIPS, main
+
+    report = main(["--out", str(tmp_path), "--quick"])
+    for name in ("tracking.json", "tracking.md", "tracking.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    data = json.loads((tmp_path / "tracking.json").read_text())
+    assert data["results"] == report["results"]
+    assert set(data["results"]) == {c.name for c in CLIPS}
+    for clip, per in data["results"].items():
+        assert set(per) == {"ours", "bytetrack", "botsort"}
+        for tracker, m in per.items():
+            assert -1.0 <= m["mota"] <= 1.0, (clip, tracker)
+            for key in ("idf1", "precision", "recall"):
+                assert 0.0 <= m[key] <= 1.0, (clip, tracker, key)
+            assert m["num_switches"] >= 0 and m["num_unique_objects"] > 0
+            assert all(math.isfinite(v) for v in m.values())
+        assert per["ours"]["idf1"] > 0.5, clip
+    timing = data["timing"]
+    assert timing["n_tracks"] == pytest.approx(20) and 0 < timing["ms_per_frame_median"] < 50
+    assert "| 30fps | ours |" in (tmp_path / "tracking.md").read_text()
+
+
+def test_dont_care_ground_truth_is_neither_hit_nor_false_positive() -> None:
+    import numpy as np
+
+    from benchmarks.tracking import Frame, _drop_ignored, rendered_frames
+
+    care = np.array([0, 0, 40, 10], float)
+    ignored = np.array([100, 100, 140, 110], float)
+    fr = Frame(0.0, [(1, care)], [], [ignored])
+    hyps = [(1, care + 1), (2, ignored + 1), (3, np.array([300, 300, 340, 310], float))]
+    assert [h for h, _ in _drop_ignored(fr, hyps)] == [1, 3]
+
+    data = {
+        "det_frame": np.array([0, 2]), "det_box": np.array([care, care], np.float32),
+        "det_score": np.array([0.9, 0.2], np.float32), "det_app": np.full((2, 128), np.nan, np.float32),
+        "gt_frame": np.array([0, 0, 1]), "gt_id": np.array([1, 2, 1]),
+        "gt_box": np.array([care, ignored, [-10, 0, 30, 10]], np.float32), "gt_vis": np.array([0.9, 0.3, 0.7]),
+        "n_frames": np.array(3), "fps": np.array(30.0),
+    }
+    frames = rendered_frames(data, detect_every=2)
+    assert [len(f.gt) for f in frames] == [1, 1, 0] and len(frames[0].ignore) == 1
+    assert frames[1].dets is None and frames[2].dets[0].appearance is None
+    assert frames[1].gt[0][1][0] == 0.0  # clipped to the image

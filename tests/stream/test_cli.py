@@ -1,0 +1,55 @@
+"""The CLI's promise: bad input gets one clear line on stderr and a non-zero exit, no traceback."""
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stream", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, fragment: str) -> None:
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert fragment in lines[0], lines[0]
+
+
+def test_help_documents_every_option():
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    for option in ("--out", "--detector", "--generator", "--imgsz", "--conf", "--detect-every", "--no-sr",
+                   "--crf", "--preset", "--threads", "--hwaccel", "--quiet"):
+        assert option in proc.stdout
+
+
+def test_missing_file(tmp_path):
+    assert_one_line_error(run_cli(str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "o")), "input not found")
+
+
+def test_text_file_is_not_a_video(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# not a video\n")
+    assert_one_line_error(run_cli(str(readme), "-o", str(tmp_path / "o")), "cannot open")
+
+
+def test_directory(tmp_path):
+    assert_one_line_error(run_cli(str(tmp_path), "-o", str(tmp_path / "o")), "directory")
+
+
+def test_corrupt_generator_weights(tmp_path):
+    bad = tmp_path / "g.safetensors"
+    bad.write_bytes(b"garbage" * 100)
+    from conftest import make_video
+
+    clip = make_video(tmp_path / "v.mp4", n_frames=5)
+    assert_one_line_error(run_cli(str(clip), "-o", str(tmp_path / "o"), "--generator", str(bad)), "cannot read")
+
+
+@pytest.mark.parametrize("args, fragment", [(["--detect-every", "0"], "detect-every"), (["--imgsz", "100"], "imgsz")])
+def test_bad_options(tmp_path, args, fragment):
+    proc = run_cli(str(tmp_path / "x.mp4"), *args)
+    assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,90 @@
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+from conftest import make_video
+
+from stream.errors import InputError
+from stream.sink import VideoSink
+from stream.source import VideoSource, frames_only, read_frames
+from stream.types import Frame
+
+
+def test_source_reads_every_frame_with_times(tmp_path):
+    path = make_video(tmp_path / "v.mp4", n_frames=20, fps=25)
+    with VideoSource(path) as src:
+        assert (src.info.width, src.info.height) == (160, 96)
+        assert src.info.fps == pytest.approx(25)
+        frames = list(frames_only(src))
+    assert [f.index for f in frames] == list(range(20))
+    assert frames[0].pts_s == 0 and frames[-1].pts_s == pytest.approx(19 / 25, abs=1e-3)
+    assert frames[0].image.shape == (96, 160, 3) and frames[0].image.dtype == np.uint8
+
+
+def test_sink_round_trip_keeps_count_size_and_timing(tmp_path):
+    src_path = make_video(tmp_path / "in.mp4", n_frames=15, fps=25)
+    with VideoSource(src_path) as src:
+        sink = VideoSink(tmp_path / "out.mp4", src.info.width, src.info.height, src.info.fps, src.info.time_base)
+        for f in frames_only(src):
+            sink.write(f.image, f.pts_s)
+        sink.close()
+    out = read_frames(tmp_path / "out.mp4")
+    assert len(out) == 15 and out[0].shape == (96, 160, 3)
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert float(c.streams.video[0].average_rate) == pytest.approx(25, rel=0.01)
+
+
+def test_audio_is_copied_through(tmp_path):
+    src_path = make_video(tmp_path / "a.mp4", n_frames=25, fps=25, audio=True)
+    with VideoSource(src_path) as src:
+        assert src.info.audio is not None
+        sink = VideoSink(tmp_path / "o.mp4", 160, 96, 25, src.info.time_base, audio=src.info.audio)
+        for item in src:
+            if isinstance(item, Frame):
+                sink.write(item.image, item.pts_s)
+            else:
+                sink.mux_audio(item)
+        sink.close()
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        assert len(c.streams.audio) == 1 and c.streams.audio[0].codec_context.name == "aac"
+        assert sum(1 for p in c.demux(c.streams.audio[0]) if p.size) > 10
+
+
+def test_odd_frame_size_is_padded_to_even(tmp_path):
+    sink = VideoSink(tmp_path / "odd.mp4", 161, 97, 25, Fraction(1, 25))
+    for i in range(5):
+        sink.write(np.full((97, 161, 3), i * 40, np.uint8), i / 25)
+    sink.close()
+    frames = read_frames(tmp_path / "odd.mp4")
+    assert len(frames) == 5 and frames[0].shape == (98, 162, 3)
+
+
+def test_truncated_file_keeps_the_decodable_frames(tmp_path):
+    path = make_video(tmp_path / "t.mp4", n_frames=40)
+    data = (tmp_path / "t.mp4").read_bytes()
+    # Our sink writes fragmented MP4; a plain MP4 cut in half may lose its index, so cut a
+    # fragmented copy instead, as a killed recording would be.
+    with VideoSource(path) as src:
+        sink = VideoSink(tmp_path / "frag.mp4", 160, 96, 25, src.info.time_base)
+        for f in frames_only(src):
+            sink.write(f.image, f.pts_s)
+        sink.close()
+    frag = (tmp_path / "frag.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(frag[: int(len(frag) * 0.6)])
+    frames = read_frames(tmp_path / "cut.mp4")
+    assert 0 < len(frames) < 40
+    assert data  # the original stays untouched
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p / "missing.mp4", "not found"),
+    (lambda p: p, "directory"),
+    (lambda p: (p / "notes.txt").write_text("hello") and p / "notes.txt", "cannot open"),
+    (lambda p: (p / "empty.mp4").write_bytes(b"") or p / "empty.mp4", "cannot open"),
+])
+def test_bad_inputs_raise_one_line_input_errors(tmp_path, make, message):
+    with pytest.raises(InputError, match=message) as err:
+        with VideoSource(make(tmp_path)) as src:
+            list(src)
+    assert "\n" not in str(err.value)

@@ -1,0 +1,79 @@
+"""PlateKalman: constant-velocity estimates, time steps in seconds, innovation covariance."""
+from __future__ import annotations
+
+import numpy as np
+
+from tracker.kalman import PlateKalman, box_to_z, position_innovation_covs, z_to_box
+
+
+def _box(cx: float, cy: float, w: float = 60.0, h: float = 15.0) -> np.ndarray:
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=np.float32)
+
+
+def _track_line(fps: float, seconds: float, vx: float, vy: float) -> PlateKalman:
+    kf = PlateKalman(_box(100.0, 300.0))
+    for i in range(1, int(round(seconds * fps)) + 1):
+        t = i / fps
+        kf.predict(1.0 / fps)
+        kf.update(_box(100.0 + vx * t, 300.0 + vy * t))
+    return kf
+
+
+def test_box_conversions_round_trip() -> None:
+    box = np.array([10.0, 20.0, 70.0, 35.0], dtype=np.float32)
+    np.testing.assert_allclose(box_to_z(box), [40.0, 27.5, 60.0, 15.0])
+    np.testing.assert_allclose(z_to_box(box_to_z(box)), box)
+
+
+def test_velocity_estimate_in_pixels_per_second() -> None:
+    kf = _track_line(fps=30, seconds=1.0, vx=600.0, vy=-150.0)
+    np.testing.assert_allclose(kf.velocity, [600.0, -150.0], atol=15.0)
+    np.testing.assert_allclose(kf.centre, [700.0, 150.0], atol=2.0)
+
+
+def test_same_velocity_estimate_at_10_and_30_fps() -> None:
+    v10 = _track_line(fps=10, seconds=1.5, vx=400.0, vy=80.0).velocity
+    v30 = _track_line(fps=30, seconds=1.5, vx=400.0, vy=80.0).velocity
+    np.testing.assert_allclose(v10, v30, atol=10.0)
+
+
+def test_predict_composes_over_time() -> None:
+    # Continuous white-noise model: three 0.1 s steps equal one 0.3 s step (state and covariance).
+    a = _track_line(fps=10, seconds=0.5, vx=300.0, vy=0.0)
+    b = _track_line(fps=10, seconds=0.5, vx=300.0, vy=0.0)
+    for _ in range(3):
+        a.predict(0.1)
+    b.predict(0.3)
+    np.testing.assert_allclose(a.kf.x, b.kf.x, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(a.kf.P, b.kf.P, rtol=1e-9, atol=1e-9)
+
+
+def test_predict_zero_or_negative_is_noop() -> None:
+    kf = _track_line(fps=30, seconds=0.3, vx=300.0, vy=0.0)
+    x, P = kf.kf.x.copy(), kf.kf.P.copy()
+    kf.predict(0.0)
+    kf.predict(-0.1)
+    np.testing.assert_array_equal(kf.kf.x, x)
+    np.testing.assert_array_equal(kf.kf.P, P)
+
+
+def test_innovation_covariance_grows_while_predicting() -> None:
+    kf = _track_line(fps=30, seconds=0.5, vx=300.0, vy=0.0)
+    S0 = kf.position_innovation_cov()
+    assert S0.shape == (2, 2)
+    np.testing.assert_allclose(S0, S0.T)
+    assert np.all(np.linalg.eigvalsh(S0) > 0)
+    kf.predict(0.3)
+    S1 = kf.position_innovation_cov()
+    assert S1[0, 0] > 4 * S0[0, 0] and S1[1, 1] > 4 * S0[1, 1]
+    np.testing.assert_allclose(position_innovation_covs([kf, kf]), np.stack([S1, S1]))
+
+
+def test_box_size_stays_positive_when_shrinking() -> None:
+    kf = PlateKalman(_box(100.0, 100.0, 40.0, 10.0))
+    kf.predict(0.1)
+    kf.update(_box(100.0, 100.0, 20.0, 5.0))  # shrinking fast
+    for _ in range(50):
+        kf.predict(0.1)
+    w, h = kf.box[2] - kf.box[0], kf.box[3] - kf.box[1]
+    assert w >= 1.0 - 1e-4 and h >= 1.0 - 1e-4

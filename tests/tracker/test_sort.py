@@ -1,0 +1,207 @@
+"""PlateTracker on hand-made detection sequences."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable, Sequence
+
+import numpy as np
+import pytest
+
+from tracker.association import iou_matrix
+from tracker.sort import PlateTracker, TrackerConfig
+from tracker.types import Detection, Track, TrackState
+
+
+def _box(cx: float, cy: float, w: float = 40.0, h: float = 10.0) -> np.ndarray:
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=np.float32)
+
+
+def _det(cx: float, cy: float, score: float = 0.9, w: float = 40.0, h: float = 10.0) -> Detection:
+    return Detection(_box(cx, cy, w, h), score)
+
+
+Scene = Callable[[float], Sequence[Detection] | None]
+
+
+History = list[tuple[float, list[Track]]]
+
+
+def _run(scene: Scene, fps: float, seconds: float, config: TrackerConfig | None = None) -> History:
+    """Feed ``scene(t)`` at ``fps`` for ``seconds``; return (t, reported tracks) per frame."""
+    tracker = PlateTracker(config)
+    out = []
+    for i in range(int(round(seconds * fps))):
+        t = i / fps
+        out.append((t, tracker.update(scene(t), t)))
+    return out
+
+
+def _ids(history: History) -> set[int]:
+    return {tr.track_id for _, tracks in history for tr in tracks}
+
+
+def test_fast_plate_with_zero_iou_keeps_one_id() -> None:
+    speed, w, h = 900.0, 24.0, 6.0  # 30 px per frame at 30 fps, more than the 24 px plate width
+    boxes = [_box(100 + speed * i / 30, 300, w, h) for i in range(2)]
+    assert iou_matrix(boxes[0][None], boxes[1][None])[0, 0] == 0.0
+    hist = _run(lambda t: [_det(100 + speed * t, 300 + 40 * t, w=w, h=h)], fps=30, seconds=1.0)
+    assert _ids(hist) == {1}
+    assert all(len(tracks) == 1 for _, tracks in hist[1:])  # confirmed on the 2nd frame, then every frame
+    t, (tr,) = hist[-1]
+    assert tr.detected and abs((tr.box[0] + tr.box[2]) / 2 - (100 + speed * t)) < 5.0
+
+
+def _gap_scene(gap_start: float, gap_s: float, speed: float = 300.0) -> Scene:
+    return lambda t: [] if gap_start <= t < gap_start + gap_s else [_det(100 + speed * t, 300)]
+
+
+def test_plate_missing_for_0_3_s_keeps_its_id() -> None:
+    hist = _run(_gap_scene(0.5, 0.3), fps=30, seconds=1.5)
+    assert _ids(hist) == {1}
+    assert all(len(tracks) == 0 for t, tracks in hist if 0.5 + 0.15 <= t < 0.8)  # lost: not reported
+    t, (tr,) = hist[-1]
+    assert tr.track_id == 1 and tr.detected and tr.state is TrackState.CONFIRMED
+
+
+def test_plate_missing_longer_than_max_lost_gets_new_id() -> None:
+    cfg = TrackerConfig(max_lost_s=0.5)
+    hist = _run(_gap_scene(0.5, 0.7, speed=100.0), fps=30, seconds=1.8, config=cfg)
+    assert _ids(hist) == {1, 2}
+    assert [tr.track_id for tr in hist[-1][1]] == [2]
+
+
+def test_crossing_plates_keep_their_ids() -> None:
+    # Two same-size plates moving towards each other on (almost) the same line, crossing at t=0.5 s.
+    def scene(t: float) -> list[Detection]:
+        return [_det(200 + 600 * t, 300 + 10 * t), _det(800 - 600 * t, 305 - 10 * t, score=0.8)]
+
+    hist = _run(scene, fps=30, seconds=1.0)
+    assert _ids(hist) == {1, 2}
+    t, tracks = hist[-1]
+    by_id = {tr.track_id: (tr.box[0] + tr.box[2]) / 2 for tr in tracks}
+    assert abs(by_id[1] - (200 + 600 * t)) < 10 and abs(by_id[2] - (800 - 600 * t)) < 10
+
+
+def test_tentative_tracks_are_not_reported_before_confirmation() -> None:
+    cfg = TrackerConfig(min_hits=3)
+    tracker = PlateTracker(cfg)
+    assert tracker.update([_det(100, 100)], 0.0) == []
+    assert tracker.update([_det(110, 100)], 1 / 30) == []
+    assert [tr.state for tr in tracker.tracks] == [TrackState.TENTATIVE]
+    (tr,) = tracker.update([_det(120, 100)], 2 / 30)
+    assert tr.track_id == 1 and tr.state is TrackState.CONFIRMED and tr.hits == 3
+
+
+def test_unconfirmed_track_is_dropped_without_reporting() -> None:
+    hist = _run(lambda t: [_det(100, 100)] if t < 0.01 else [], fps=30, seconds=0.5)
+    assert _ids(hist) == set()
+
+
+def test_low_score_detections_never_start_tracks() -> None:
+    tracker = PlateTracker()
+    for i in range(30):
+        assert tracker.update([_det(100 + 5 * i, 100, score=0.3)], i / 30) == []
+    assert tracker.tracks == []
+
+
+def test_low_score_detections_extend_existing_tracks() -> None:
+    hist = _run(lambda t: [_det(100 + 300 * t, 100, score=0.9 if t < 0.3 else 0.3)], fps=30, seconds=1.0)
+    assert _ids(hist) == {1}
+    (tr,) = hist[-1][1]
+    assert tr.detected and tr.score == pytest.approx(0.3)
+
+
+def test_detect_every_3_keeps_ids_and_boxes_follow_motion() -> None:
+    speed = 600.0
+
+    def scene(t: float) -> list[Detection] | None:
+        frame = int(round(t * 30))
+        return [_det(100 + speed * t, 200), _det(1000 - speed * t, 500)] if frame % 3 == 0 else None
+
+    hist = _run(scene, fps=30, seconds=1.5)
+    assert _ids(hist) == {1, 2}
+    for t, tracks in hist[9:]:  # from 0.3 s, both confirmed, on every frame
+        assert len(tracks) == 2
+        cx = {tr.track_id: (tr.box[0] + tr.box[2]) / 2 for tr in tracks}
+        assert abs(cx[1] - (100 + speed * t)) < 6.0 and abs(cx[2] - (1000 - speed * t)) < 6.0
+        frame = int(round(t * 30))
+        assert all(tr.detected == (frame % 3 == 0) for tr in tracks)
+
+
+def test_none_keeps_state_but_empty_list_loses_tracks() -> None:
+    detect = lambda t: [_det(100 + 300 * t, 100)]  # noqa: E731
+    for missing, expect_reported in ((None, True), ([], False)):
+        tracker = PlateTracker()
+        for i in range(10):
+            tracker.update(detect(i / 30), i / 30)
+        for i in range(10, 25):  # 0.5 s with no detections
+            out = tracker.update(missing, i / 30)
+        assert (len(out) == 1) == expect_reported
+        assert tracker.tracks[0].track_id == 1
+
+
+@pytest.mark.parametrize("gap_s,expect_ids", [(0.4, {1}), (1.3, {1, 2})])
+def test_same_behaviour_at_10_and_30_fps(gap_s: float, expect_ids: set[int]) -> None:
+    speed = 400.0  # px/s
+    scene = _gap_scene(0.6, gap_s, speed)
+    results = {}
+    for fps in (10, 30):
+        hist = _run(scene, fps=fps, seconds=2.4)
+        assert _ids(hist) == expect_ids, fps
+        t, (tr,) = hist[-1]
+        results[fps] = (t, tr)
+    # The last frame time differs by less than one 30 fps frame; compare where the box is vs truth.
+    for t, tr in results.values():
+        assert abs((tr.box[0] + tr.box[2]) / 2 - (100 + speed * t)) < 3.0
+
+
+def test_single_missed_detection_is_bridged_at_both_rates() -> None:
+    for fps in (10, 30):
+        # One missed frame at t = 1.0 s.
+        hist = _run(lambda t: [] if abs(t - 1.0) < 0.5 / fps else [_det(100 + 200 * t, 100)], fps=fps, seconds=1.5)
+        assert _ids(hist) == {1}
+        assert all(len(tracks) == 1 for t, tracks in hist if t >= 0.2), fps
+        (tr,) = next(tracks for t, tracks in hist if abs(t - 1.0) < 0.5 / fps)
+        assert not tr.detected and tr.since_update_s == pytest.approx(1 / fps)
+
+
+def test_track_leaving_the_frame_is_not_coasted_outside() -> None:
+    cfg = TrackerConfig(frame_wh=(640, 360))
+    # Moving right at 600 px/s; detections stop when the plate reaches the right edge.
+    scene = lambda t: [_det(400 + 600 * t, 100)] if 400 + 600 * t + 20 <= 640 else []  # noqa: E731
+    hist = _run(scene, fps=30, seconds=0.8, config=cfg)
+    last_detected = max(t for t, tracks in hist if any(tr.detected for tr in tracks))
+    assert all(not tracks for t, tracks in hist if t > last_detected)
+
+
+def test_reset_restarts_ids_and_track_fields() -> None:
+    tracker = PlateTracker()
+    for i in range(3):
+        out = tracker.update([_det(100, 100), _det(300, 100)], i / 30)
+    assert [tr.track_id for tr in out] == [1, 2]
+    tr = out[0]
+    assert tr.box.dtype == np.float32 and tr.box.shape == (4,)
+    assert tr.hits == 3 and tr.age_s == pytest.approx(2 / 30) and tr.since_update_s == 0.0
+    tracker.reset()
+    assert tracker.tracks == []
+    tracker.update([_det(500, 100)], 1.0)
+    (tr,) = tracker.update([_det(500, 100)], 1.0 + 1 / 30)
+    assert tr.track_id == 1
+
+
+def test_corners_follow_the_box_while_predicting() -> None:
+    def corners(cx: float) -> np.ndarray:
+        return np.array([[cx - 20, 95], [cx + 20, 95], [cx + 20, 105], [cx - 20, 105]], np.float32)
+
+    tracker = PlateTracker()
+    for i in range(10):
+        t = i / 30
+        cx = 100 + 300 * t
+        out = tracker.update([Detection(_box(cx, 100), 0.9, corners(cx))], t)
+    (tr,) = tracker.update(None, 10 / 30)
+    np.testing.assert_allclose(tr.corners, corners(200.0), atol=2.0)
+
+
+def test_config_is_time_based_dataclass() -> None:
+    cfg = replace(TrackerConfig(), max_lost_s=2.0)
+    assert cfg.max_lost_s == 2.0 and TrackerConfig().max_coast_s > 0

@@ -1,0 +1,293 @@
+"""PlateTracker: SORT-style multi-plate tracker with ByteTrack's two-stage association.
+
+Per update (one video frame at ``timestamp_s``):
+
+1. every track's Kalman filter predicts to ``timestamp_s``;
+2. if the detector did not run (``detections is None``) nothing else happens;
+3. stage 1: confident detections (``score >= high_score``) vs confirmed and lost tracks;
+4. stage 2: weak detections (``low_score <= score < high_score``) vs the tracks left over;
+5. stage 3: the detections left over (confident and weak) vs tentative tracks;
+6. confident detections still left over start tentative tracks (weak ones are dropped);
+7. lifecycle, on detector frames only (see :class:`TrackerConfig`): tentative -> confirmed after
+   ``min_hits`` matches; a track unmatched for more than ``max_coast_s`` (or predicted across the
+   image border) becomes lost (confirmed) or is deleted (tentative); lost tracks unmatched for
+   more than ``max_lost_s`` are deleted; a lost track matched again is confirmed with its old id.
+
+Matching uses :func:`tracker.association.association_cost` (Mahalanobis centre distance under
+the filter's innovation covariance blended with IoU), so plates that move more than their own
+width between frames, i.e. with zero IoU, are still followed. When detections carry an appearance
+descriptor (:mod:`tracker.appearance`), it breaks near ties and vetoes re-associating a track
+that missed a frame to a clearly different plate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from tracker.appearance import appearance_distance_matrix
+from tracker.association import INFEASIBLE, association_cost, linear_assignment
+from tracker.kalman import KalmanNoise, PlateKalman, box_to_z, position_innovation_covs
+from tracker.types import Detection, Track, TrackState
+
+
+@dataclass
+class TrackerConfig:
+    """Tracker parameters; every duration is in seconds so behaviour does not depend on fps.
+
+    high_score: detections at or above this are "confident": matched first, may start tracks.
+    low_score: detections below this are ignored; ``[low_score, high_score)`` are "weak": they
+        can extend existing tracks (stages 2 and 3) but never start one.
+    new_track_score: a confident detection left unmatched starts a track only at or above this.
+    min_hits: matches (including the first detection) that confirm a tentative track.
+    confirm_window_s: a tentative track not confirmed this long after its birth is deleted.
+    max_coast_s: a confirmed track unmatched for at most this long stays CONFIRMED and is
+        reported with its predicted box (bridges missed detections: 3 frames at 30 fps, 1 at
+        10 fps); after that it is LOST and not reported. A tentative track is deleted instead.
+    max_lost_s: a track unmatched for longer than this is deleted (its id is never reused).
+    gate_chi2, max_centre_dist, max_width_ratio, iou_weight: see
+        :func:`tracker.association.association_cost`.
+    use_appearance: use :attr:`Detection.appearance` descriptors when present (see
+        :mod:`tracker.appearance`). A track keeps an exponential moving average of the
+        descriptors of its confident detections (``score >= high_score``, rate
+        ``appearance_rate`` per match). For a pair where both track and detection have one:
+        the cost becomes ``(1 - appearance_weight) * cost + appearance_weight * distance``
+        (settles near ties), and a track that missed its last detector frame (coasting or
+        lost) may not take a detection whose distance exceeds ``appearance_veto`` (a lost
+        track does not grab a different plate appearing where it is predicted). Detections
+        without a descriptor (``appearance=None``) are associated exactly as before.
+    noise: Kalman noise model (:class:`tracker.kalman.KalmanNoise`).
+    frame_wh: (width, height) of the image in pixels, or None. When given, an unmatched track
+        predicted across the image border stops coasting at once (the plate is leaving the
+        view) and a lost track predicted entirely outside the image is deleted.
+    """
+
+    high_score: float = 0.5
+    low_score: float = 0.1
+    new_track_score: float = 0.5
+    min_hits: int = 2
+    confirm_window_s: float = 1.0
+    max_coast_s: float = 0.12
+    max_lost_s: float = 1.0
+    use_appearance: bool = True
+    appearance_veto: float = 0.45
+    appearance_weight: float = 0.2
+    appearance_rate: float = 0.2
+    gate_chi2: float = 13.8
+    max_centre_dist: float = 3.0
+    max_width_ratio: float = 1.4
+    iou_weight: float = 0.3
+    noise: KalmanNoise = field(default_factory=KalmanNoise)
+    frame_wh: tuple[int, int] | None = None
+
+
+class _PlateTrack:
+    """Internal mutable track: a Kalman filter plus lifecycle bookkeeping."""
+
+    def __init__(self, track_id: int, det: Detection, t_s: float, noise: KalmanNoise) -> None:
+        self.track_id = track_id
+        self.kf = PlateKalman(det.box, noise)
+        self.state = TrackState.TENTATIVE
+        self.hits = 1
+        self.born_s = t_s
+        self.last_match_s = t_s
+        self.score = float(det.score)
+        self.detected = True
+        self.corners = det.corners
+        self.corners_z = box_to_z(det.box)  # box (cx, cy, w, h) the stored corners belong to
+        self.missed = False  # unmatched on the last detector frame
+        self.appearance = None if det.appearance is None else np.asarray(det.appearance, np.float32)
+
+    def match(self, det: Detection, t_s: float) -> None:
+        self.kf.update(det.box)
+        self.hits += 1
+        self.last_match_s = t_s
+        self.score = float(det.score)
+        self.detected = True
+        if det.corners is not None:
+            self.corners, self.corners_z = det.corners, box_to_z(det.box)
+        if self.state is TrackState.LOST:
+            self.state = TrackState.CONFIRMED  # re-found: same id
+
+    def predicted_corners(self) -> np.ndarray | None:
+        """Last detected corners moved and scaled with the box since that detection."""
+        if self.corners is None:
+            return None
+        z, z0 = self.kf.kf.x[:4], self.corners_z
+        scale = np.array([z[2] / max(z0[2], 1e-6), z[3] / max(z0[3], 1e-6)])
+        return ((self.corners - z0[:2]) * scale + z[:2]).astype(np.float32)
+
+    def to_track(self, t_s: float) -> Track:
+        return Track(
+            track_id=self.track_id,
+            box=self.kf.box.copy(),
+            score=self.score,
+            state=self.state,
+            detected=self.detected,
+            hits=self.hits,
+            age_s=t_s - self.born_s,
+            since_update_s=t_s - self.last_match_s,
+            corners=self.predicted_corners(),
+        )
+
+
+class PlateTracker:
+    """Multi-plate tracker. Feed it every frame, in time order, with :meth:`update`."""
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all tracks and restart ids at 1."""
+        self._tracks: list[_PlateTrack] = []
+        self._next_id = 1
+        self._last_t: float | None = None
+
+    @property
+    def tracks(self) -> list[Track]:
+        """Every live track (tentative, confirmed and lost) as of the last update."""
+        t = self._last_t if self._last_t is not None else 0.0
+        return [tr.to_track(t) for tr in self._tracks]
+
+    def update(self, detections: Sequence[Detection] | None, timestamp_s: float) -> list[Track]:
+        """Advance to ``timestamp_s`` (seconds, non-decreasing) and associate ``detections``.
+
+        Args:
+            detections: plates found in this frame; ``[]`` = the detector ran and found nothing;
+                ``None`` = the detector did not run on this frame (detect-every-N): tracks only
+                predict, and no track changes state, is created or is deleted.
+            timestamp_s: frame time, seconds.
+
+        Returns:
+            The tracks in state CONFIRMED after this update, in id order. On a detector frame
+            these are the confirmed tracks matched in this update (``detected=True``, box = the
+            filter state after the update) and those coasting: unmatched, last matched at most
+            ``max_coast_s`` ago and not predicted across the image border (``detected=False``,
+            box = the prediction). On a ``None`` frame it is the same set as on the last detector
+            frame, every box predicted to ``timestamp_s`` and ``detected=False``. Tentative and
+            lost tracks are never returned (:attr:`tracks` lists every live track).
+        """
+        dt = 0.0 if self._last_t is None else timestamp_s - self._last_t
+        self._last_t = timestamp_s
+        for tr in self._tracks:
+            tr.kf.predict(dt)
+            tr.detected = False
+        if detections is not None:
+            self._associate(list(detections), timestamp_s)
+            self._lifecycle(timestamp_s)
+        return [tr.to_track(timestamp_s) for tr in self._tracks if tr.state is TrackState.CONFIRMED]
+
+    # -- internals -------------------------------------------------------------------------------
+    def _match(
+        self, tracks: list[_PlateTrack], dets: list[Detection], t_s: float
+    ) -> tuple[list[_PlateTrack], list[Detection]]:
+        """Hungarian-match ``dets`` to ``tracks``, update the matched; return the leftovers."""
+        if not tracks or not dets:
+            return tracks, dets
+        cfg = self.config
+        cost = association_cost(
+            np.stack([tr.kf.box for tr in tracks]),
+            position_innovation_covs([tr.kf for tr in tracks]),
+            np.stack([d.box for d in dets]),
+            gate_chi2=cfg.gate_chi2,
+            max_centre_dist=cfg.max_centre_dist,
+            max_width_ratio=cfg.max_width_ratio,
+            iou_weight=cfg.iou_weight,
+        )
+        use_app = cfg.use_appearance and any(d.appearance is not None for d in dets)
+        if use_app:
+            self._appearance_cost(cost, tracks, dets)
+        matches, u_tracks, u_dets = linear_assignment(cost)
+        pairs = matches.tolist()
+        for ti, di in pairs:
+            tracks[ti].match(dets[di], t_s)
+        if use_app:
+            self._update_appearance([(tracks[ti], dets[di]) for ti, di in pairs])
+        return [tracks[i] for i in u_tracks], [dets[i] for i in u_dets]
+
+    def _update_appearance(self, pairs: list[tuple[_PlateTrack, Detection]]) -> None:
+        """Fold the descriptors of confident matched detections into their tracks' moving
+        averages (one batched operation: this runs for every track on every frame)."""
+        cfg = self.config
+        pairs = [(tr, d) for tr, d in pairs if d.appearance is not None and d.score >= cfg.high_score]
+        old = [(tr, d) for tr, d in pairs if tr.appearance is not None]
+        for tr, d in pairs:
+            if tr.appearance is None:
+                tr.appearance = np.asarray(d.appearance, np.float32)
+        if not old:
+            return
+        mean = np.stack([tr.appearance for tr, _ in old])
+        mean += cfg.appearance_rate * (np.stack([d.appearance for _, d in old]) - mean)
+        mean /= np.maximum(np.sqrt(np.einsum("ij,ij->i", mean, mean)), 1e-6)[:, None]
+        for k, (tr, _) in enumerate(old):
+            tr.appearance = mean[k]
+
+    def _appearance_cost(self, cost: np.ndarray, tracks: list[_PlateTrack], dets: list[Detection]) -> None:
+        """Blend appearance distance into the feasible entries of ``cost`` (in place) and veto
+        pairs of a track that missed its last detector frame with a clearly different detection.
+        Only pairs where both the track and the detection have a descriptor are touched."""
+        cfg = self.config
+        ti = [i for i, tr in enumerate(tracks) if tr.appearance is not None]
+        di = [j for j, d in enumerate(dets) if d.appearance is not None]
+        if not ti or not di:
+            return
+        dist = appearance_distance_matrix(
+            np.stack([tracks[i].appearance for i in ti]), np.stack([dets[j].appearance for j in di])
+        )
+        idx = np.ix_(ti, di)
+        sub = cost[idx]
+        feasible = sub < INFEASIBLE
+        w = cfg.appearance_weight
+        sub = np.where(feasible, (1.0 - w) * sub + w * dist, sub)
+        missed = np.array([tracks[i].missed for i in ti])
+        sub[missed[:, None] & (dist > cfg.appearance_veto)] = INFEASIBLE
+        cost[idx] = sub
+
+    def _associate(self, dets: list[Detection], t_s: float) -> None:
+        cfg = self.config
+        high = [d for d in dets if d.score >= cfg.high_score]
+        low = [d for d in dets if cfg.low_score <= d.score < cfg.high_score]
+        tentative = [tr for tr in self._tracks if tr.state is TrackState.TENTATIVE]
+        pool = [tr for tr in self._tracks if tr.state is not TrackState.TENTATIVE]
+
+        left_tracks, left_high = self._match(pool, high, t_s)
+        _, left_low = self._match(left_tracks, low, t_s)
+        _, left = self._match(tentative, left_high + left_low, t_s)
+        for d in left:
+            if d.score >= max(cfg.high_score, cfg.new_track_score):  # weak ones never start tracks
+                self._tracks.append(_PlateTrack(self._next_id, d, t_s, cfg.noise))
+                self._next_id += 1
+
+    def _at_border(self, tr: _PlateTrack) -> tuple[bool, bool]:
+        """(crosses the image border, entirely outside) for the track's current box."""
+        if self.config.frame_wh is None:
+            return False, False
+        w, h = self.config.frame_wh
+        x1, y1, x2, y2 = tr.kf.box
+        crosses = x1 < 0 or y1 < 0 or x2 > w or y2 > h
+        outside = x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h
+        return crosses, outside
+
+    def _lifecycle(self, t_s: float) -> None:
+        cfg = self.config
+        keep: list[_PlateTrack] = []
+        for tr in self._tracks:
+            tr.missed = not tr.detected
+            since = t_s - tr.last_match_s
+            crosses, outside = self._at_border(tr)
+            # Undetected and predicted across the image border: the plate is leaving the view, so
+            # stop reporting it now rather than coasting past the edge.
+            leaving = crosses and not tr.detected
+            if tr.state is TrackState.TENTATIVE:
+                if tr.hits >= cfg.min_hits:
+                    tr.state = TrackState.CONFIRMED
+                elif since > cfg.max_coast_s or leaving or t_s - tr.born_s > cfg.confirm_window_s:
+                    continue  # delete
+            elif tr.state is TrackState.CONFIRMED and (since > cfg.max_coast_s or leaving):
+                tr.state = TrackState.LOST
+            if tr.state is TrackState.LOST and (since > cfg.max_lost_s or outside):
+                continue  # delete
+            keep.append(tr)
+        self._tracks = keep
