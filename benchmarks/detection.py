@@ -1,6 +1,11 @@
 """Detector report: recall and precision at IoU 0.5 and AP50, overall and by plate width.
 
-    python -m benchmarks.detection --out benchmarks/results/detection     # synthetic held-out clips
+    python -m benchmarks.detection --out benchmarks/results/detection     # real photos + synthetic clips
+
+Real photos: the annotated openalpr sets in ``../shared/data`` (``us``: allowed for training,
+``eu``: evaluation only); one annotated plate per photo, so a second true plate in a photo
+counts as a false positive (precision there is a lower bound). Synthetic: held-out clips
+rendered by ``train.synth`` with seeds the detector never trained on.
 
 Detections are taken at a low threshold (0.01) so the precision-recall curve, and with it AP50
 (ultralytics' ``ap_per_class``, the same code its validator uses), covers the whole range;
@@ -138,6 +143,30 @@ def evaluate_clip(detector, clip_dir: Path, conf: float = 0.25, min_visibility: 
     return detection_report(kept_preds, gts, conf=conf)
 
 
+def evaluate_photos(detector, folder: Path, conf: float = 0.25) -> dict:
+    """Run ``detector`` on every annotated photo in ``folder`` (openalpr layout) and report."""
+    from dataclasses import replace
+
+    import cv2
+
+    from benchmarks.plate_sets import parse_annotation
+
+    preds, gts = [], []
+    low = replace(detector.config, conf=0.01)
+    saved, detector.config = detector.config, low
+    try:
+        for txt in sorted(Path(folder).glob("*.txt")):
+            boxes, _ = parse_annotation(txt.read_text(errors="replace"))
+            photo = cv2.imread(str(txt.with_suffix(".jpg")))
+            if photo is None or not boxes:
+                continue
+            gts.append(np.array([[b.x, b.y, b.x + b.width, b.y + b.height] for b in boxes], np.float32))
+            preds.append(detector.detect([photo])[0])
+    finally:
+        detector.config = saved
+    return detection_report(preds, gts, conf=conf)
+
+
 def format_table(rows: dict[str, dict]) -> str:
     lines = ["| set | bin | plates | recall | precision | AP50 |", "|---|---|---|---|---|---|"]
     for set_name, report in rows.items():
@@ -156,7 +185,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--conf", type=float, default=0.25)
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument("--clips", type=int, default=3, help="held-out synthetic clips (seeds 9001...)")
-    p.add_argument("--quick", action="store_true", help="one short clip")
+    p.add_argument("--quick", action="store_true", help="one short clip, no photos")
+    p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data",
+                   help="shared data folder holding openalpr/{us,eu}")
     args = p.parse_args(argv)
 
     from tracker.detector import DetectorConfig, PlateDetector
@@ -164,6 +195,13 @@ def main(argv: list[str] | None = None) -> None:
 
     detector = PlateDetector(args.detector, DetectorConfig(imgsz=args.imgsz, conf=args.conf))
     rows = {}
+    if not args.quick:
+        for region in ("us", "eu"):
+            folder = args.data / "openalpr" / region
+            if folder.is_dir():
+                rows[f"openalpr {region} (real photos)"] = evaluate_photos(detector, folder, conf=args.conf)
+            else:
+                print(f"note: {folder} not found; real-photo rows skipped")
     n = 1 if args.quick else args.clips
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(n):
