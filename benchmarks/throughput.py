@@ -44,13 +44,68 @@ def time_detector(detector, frames: list[np.ndarray], batch: int) -> float:
     return (time.perf_counter() - t) / len(frames) * 1000
 
 
-def time_generator(enhancer, n: int = 64, size: tuple[int, int] = (32, 96)) -> float:
-    rng = np.random.default_rng(0)
-    crops = [rng.integers(0, 255, (*size, 3), dtype=np.uint8) for _ in range(n)]
-    enhancer.enhance(crops[:8])
-    t = time.perf_counter()
-    enhancer.enhance(crops)
-    return n / (time.perf_counter() - t)
+def generator_table(batches: tuple[int, ...], repeats: int, size: tuple[int, int] = (32, 96),
+                    quick: bool = False) -> list[dict]:
+    """Crops per second of the shipped generator by back end, precision and batch size."""
+    from sr_model.backends import BackendUnavailable, create_runner
+    from sr_model.weights import load_generator
+
+    model, _ = load_generator()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    variants = [("eager", "fp32", False), ("eager", "fp32", True), ("eager", "bf16", True), ("compile", "fp32", False),
+                ("onnx", "fp32", False)]
+    if device == "cuda":
+        variants += [("eager", "fp16", True), ("tensorrt", "fp16", False)]
+    if quick:  # compile alone takes a minute on CPU
+        variants = [("eager", "fp32", False), ("onnx", "fp32", False)]
+    rows = []
+    for backend, precision, cl in variants:
+        try:
+            _, run = create_runner(model, backend, device, precision, cl)
+        except BackendUnavailable as exc:
+            rows.append({"backend": backend, "precision": precision, "channels_last": cl, "skipped": str(exc)})
+            continue
+        for b in batches:
+            x = torch.rand(b, 3, *size, device=device)
+            run(x)  # warm-up (and compilation)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            for _ in range(repeats):
+                run(x)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            rows.append({"backend": backend, "precision": precision, "channels_last": cl, "batch": b,
+                         "crops_per_s": round(b * repeats / (time.perf_counter() - t), 1)})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    gen = [r for r in results["generator"] if "crops_per_s" in r]
+    for key in dict.fromkeys((r["backend"], r["precision"], r["channels_last"]) for r in gen):
+        pts = [r for r in gen if (r["backend"], r["precision"], r["channels_last"]) == key]
+        label = f"{key[0]} {key[1]}" + (" CL" if key[2] else "")
+        axes[0].plot([r["batch"] for r in pts], [r["crops_per_s"] for r in pts], marker="o", label=label)
+    axes[0].set(xscale="log", xlabel="batch (crops of 32x96)", ylabel="crops / s", title="generator x4")
+    axes[0].legend(fontsize=8)
+    vids = results["videos"]
+    keys = [k for k in vids[0] if k.startswith("end_to_end_fps")] if vids else []
+    for i, k in enumerate(keys):
+        axes[1].bar([j + i * 0.35 for j in range(len(vids))], [v[k] for v in vids], width=0.35,
+                    label=k.replace("end_to_end_fps_", "").replace("_", " "))
+    axes[1].set_xticks([j + 0.17 for j in range(len(vids))], [v["size"] for v in vids])
+    axes[1].set(ylabel="frames / s", title="end to end (decode → encode)")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"{results['machine']['cpu']} x{results['machine']['cores']}, gpu={results['machine']['gpu']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="1-second 360p clip only")
     args = p.parse_args(argv)
 
-    from sr_model.enhancer import EnhancerConfig, PlateEnhancer
+    from sr_model.enhancer import PlateEnhancer
     from stream.pipeline import EnhancePipeline
     from stream.source import VideoSource, read_frames
     from tracker.detector import PlateDetector
@@ -70,8 +125,10 @@ def main(argv: list[str] | None = None) -> None:
     detector, enhancer = PlateDetector(), PlateEnhancer()
     sizes = [(640, 360)] if args.quick else [(1280, 720), (1920, 1080)]
     seconds = 1.0 if args.quick else args.seconds
-    results = {"machine": machine(), "generator_crops_per_s_32x96": round(time_generator(
-        PlateEnhancer(config=EnhancerConfig(batch_size=32)), n=16 if args.quick else 128), 1), "videos": []}
+    results = {"machine": machine(),
+               "generator": generator_table((8,) if args.quick else (1, 8, 32), repeats=1 if args.quick else 3,
+                                            quick=args.quick),
+               "videos": []}
     with tempfile.TemporaryDirectory() as tmp:
         for w, h in sizes:
             clip = write_scene_clip(Path(tmp) / f"{h}p", SceneConfig(width=w, height=h, seconds=seconds, n_plates=3),
@@ -91,13 +148,17 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "throughput.json").write_text(json.dumps(results, indent=2))
     lines = [f"Machine: {results['machine']}", "",
-             f"Generator: {results['generator_crops_per_s_32x96']} crops/s (32x96 → ×4, eager fp32, batch 32)", "",
+             "Generator ×4 on 32x96 crops:", "", "| back end | precision | channels_last | batch | crops/s |",
+             "|---|---|---|---|---|",
+             *[f"| {g['backend']} | {g['precision']} | {g['channels_last']} | {g.get('batch', '-')} | "
+               f"{g.get('crops_per_s', 'skipped: ' + g.get('skipped', ''))} |" for g in results["generator"]], "",
              "| video | decode fps | detector ms/frame | end-to-end fps (detect every 1) | (every 3) |",
              "|---|---|---|---|---|"]
     for r in results["videos"]:
         lines.append(f"| {r['size']} | {r['decode_fps']} | {r['detector_ms_per_frame']} | "
                      f"{r['end_to_end_fps_detect_every_1']} | {r['end_to_end_fps_detect_every_3']} |")
     (args.out / "throughput.md").write_text("\n".join(lines) + "\n")
+    plot(results, args.out / "throughput.png")
     print("\n".join(lines))
 
 

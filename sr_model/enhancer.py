@@ -16,16 +16,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sr_model.backends import create_runner
 from sr_model.weights import load_generator
 
 
 @dataclass(frozen=True)
 class EnhancerConfig:
-    """max_input_height: px; batch_size: crops per forward pass; device: torch device string."""
+    """max_input_height: px; batch_size: crops per forward pass; device: torch device string;
+    backend / precision / channels_last: see :mod:`sr_model.backends` (``auto`` picks the
+    fastest correct one for the device)."""
 
     max_input_height: int = 48
     batch_size: int = 32
     device: str = "cpu"
+    backend: str = "auto"
+    precision: str = "fp32"
+    channels_last: bool = False
 
 
 class PlateEnhancer:
@@ -39,6 +45,8 @@ class PlateEnhancer:
         self.config = config
         self.model, self.info = load_generator(weights, device=config.device)
         self.scale: int = self.model.scale
+        self.backend, self._run = create_runner(self.model, config.backend, config.device, config.precision,
+                                                config.channels_last)
 
     def _prepare(self, crop: np.ndarray) -> np.ndarray:
         if crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8:
@@ -58,7 +66,7 @@ class PlateEnhancer:
         )
         x = torch.from_numpy(batch[..., ::-1].copy()).to(self.config.device)  # BGR -> RGB
         x = x.permute(0, 3, 1, 2).float().div_(255.0)
-        y = self.model(x).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+        y = self._run(x).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
         y = y.permute(0, 2, 3, 1).cpu().numpy()[..., ::-1]  # RGB -> BGR
         s = self.scale
         return [np.ascontiguousarray(y[i, : c.shape[0] * s, : c.shape[1] * s]) for i, c in enumerate(crops)]
