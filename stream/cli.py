@@ -1,16 +1,24 @@
-"""``enhance-video``: find, track and super-resolve every license plate in a video.
+"""``enhance-video``: find, track and super-resolve every license plate in a video or a live
+RTSP camera stream (``rtsp://user:pass@host:port/path``).
 
 Writes, into one output folder per input: annotated.mp4 (boxes, track ids, enhanced inset beside
-each plate), tracks.jsonl (one line per track per frame), report.json (one entry per track) and
-crops/ (per track: the best crop as input | bicubic | enhanced, and the enhanced crop alone).
+each plate; fragmented MP4, playable even after a crash), tracks.jsonl (one line per track per
+frame, flushed per line), report.json (one entry per track) and crops/ (per track: the best crop
+as input | bicubic | enhanced, and the enhanced crop alone, written as soon as it is chosen).
+Live streams also get events.jsonl (connections, reconnections, frame-size changes) and a status
+line on stderr. SIGINT / SIGTERM finish the files and exit 130 / 143.
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import os
+import signal
 import sys
+import traceback
 from pathlib import Path
+
+from stream.redact import RedactingFilter, is_url, redact, safe_name
+from stream.signals import Stopped, stop_on_signals
 
 DEMO_CLIP = Path(__file__).parent / "assets" / "demo.mp4"
 
@@ -18,16 +26,26 @@ DEMO_CLIP = Path(__file__).parent / "assets" / "demo.mp4"
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="enhance-video", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Exit status: 0 done, 1 unexpected failure, 2 bad input/output/weights, 130 interrupted.",
+        epilog="Exit status: 0 done, 1 unexpected failure, 2 bad input/output/weights, "
+               "130 interrupted (SIGINT), 143 terminated (SIGTERM).",
     )
     p.add_argument("input", nargs="?", default=None,
-                   help=f"video file to enhance (default: the bundled demo clip {DEMO_CLIP.name})")
+                   help=f"video file or rtsp:// URL to enhance (default: the bundled demo clip {DEMO_CLIP.name})")
     p.add_argument("-o", "--out", type=Path, default=None,
-                   help="output folder (default: ./enhanced/<input name>)")
+                   help="output folder (default: ./enhanced/<input name>, or <host_port_path> for a URL)")
     g = p.add_argument_group("models")
     g.add_argument("--detector", type=Path, default=None, help="detector weights (.safetensors from train.detector)")
     g.add_argument("--generator", type=Path, default=None, help="generator weights (.safetensors from train.generator)")
     g.add_argument("--no-sr", action="store_true", help="track only, no super-resolution (insets show nothing)")
+    g.add_argument("--backend", default="auto", choices=("auto", "eager", "compile", "onnx", "tensorrt"),
+                   help="generator inference back end (default auto: ONNX Runtime on CPU, TensorRT on an "
+                        "NVIDIA GPU when installed)")
+    g.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="generator precision (default fp32; fp16 needs a GPU)")
+    g.add_argument("--device", default="cpu", help="torch device for the models: cpu, cuda, cuda:1 (default cpu)")
+    g.add_argument("--sr-interval", type=float, default=0.2, metavar="S",
+                   help="super-resolve each plate at most every S seconds; its inset shows the latest result "
+                        "in between (default 0.2; 0 = every frame)")
     g = p.add_argument_group("detection and tracking")
     g.add_argument("--imgsz", type=int, default=640, help="detector input size, px of the long side (default 640)")
     g.add_argument("--conf", type=float, default=0.1,
@@ -43,44 +61,138 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hwaccel", default=None, metavar="TYPE",
                    help="try hardware decoding (cuda, vaapi, ...); falls back to software when unavailable")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    g.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    g = p.add_argument_group("live streams (rtsp://)")
+    g.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp", help="RTSP transport (default tcp)")
+    g.add_argument("--open-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds to wait for the camera to answer when (re)connecting (default 10)")
+    g.add_argument("--read-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds without data before the connection counts as lost (default 10)")
+    g.add_argument("--max-reconnects", type=int, default=None, metavar="N",
+                   help="give up after N failed reconnection attempts in a row (default: never; 0: no retries)")
+    g.add_argument("--max-lag", type=float, default=1.0, metavar="S",
+                   help="frames that waited more than S seconds for the pipeline are dropped (counted), so "
+                        "lag stays bounded; smaller S: fresher output, more drops (default 1)")
+    g.add_argument("--status-interval", type=float, default=10.0, metavar="S",
+                   help="print a status line (fps, lag, drops, reconnects) every S seconds; 0: never (default 10)")
+    g.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="stop cleanly after S seconds (default: run until stopped)")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     return p
 
 
 def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if args.detect_every < 1:
         parser.error("--detect-every must be >= 1")
+    if args.sr_interval < 0:
+        parser.error("--sr-interval must be >= 0")
     if not 0 < args.conf < 1:
         parser.error("--conf must be between 0 and 1")
     if args.imgsz < 32 or args.imgsz % 32:
         parser.error("--imgsz must be a positive multiple of 32")
     if not 0 <= args.margin <= 2:
         parser.error("--margin must be between 0 and 2")
+    for name in ("open_timeout", "read_timeout", "max_lag"):
+        if not getattr(args, name) > 0:
+            parser.error(f"--{name.replace('_', '-')} must be > 0")
+    if args.max_reconnects is not None and args.max_reconnects < 0:
+        parser.error("--max-reconnects must be >= 0")
+    if args.status_interval < 0 or (args.duration is not None and args.duration <= 0):
+        parser.error("--status-interval must be >= 0 and --duration > 0")
+
+
+def _output_dir(args: argparse.Namespace, src: str) -> Path:
+    """The output folder, checked: not a file, not the input's own video (nothing is created)."""
+    from stream.errors import OutputError
+    from stream.outputs import VIDEO_NAME
+
+    if args.out is not None:
+        out_dir = args.out
+    else:
+        out_dir = Path("enhanced") / (safe_name(src) if is_url(src) else Path(src).stem or "video")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"output folder {out_dir} is an existing file")
+    if not is_url(src) and (out_dir / VIDEO_NAME).resolve() == Path(src).resolve():
+        raise OutputError(f"output {out_dir / VIDEO_NAME} would overwrite the input")
+    return out_dir
+
+
+def _make_output_dir(out_dir: Path) -> None:
+    """Create the output folder and prove it writable, so a read-only place fails before any work."""
+    from stream.errors import OutputError
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from None
+
+
+def _check_url(url: str) -> None:
+    """Scheme, host and port of a stream URL, checked before anything slow happens."""
+    from urllib.parse import urlsplit
+
+    from stream.errors import InputError
+
+    if url.split("://", 1)[0].lower() not in ("rtsp", "rtsps"):
+        raise InputError(f"unsupported URL scheme in {redact(url)} (use rtsp:// or a file path)")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise InputError(f"malformed URL {redact(url)}: {redact(exc)}") from None
+    if not parts.hostname:
+        raise InputError(f"malformed URL {redact(url)}: no host")
+
+
+def _open_source(args: argparse.Namespace, src: str):
+    """A VideoSource for a file, a LiveSource for an rtsp:// URL (connects now)."""
+    from stream.source import VideoSource
+
+    if not is_url(src):
+        return VideoSource(src, hwaccel=args.hwaccel)
+    from stream.live import LiveConfig, LiveSource
+    from stream.status import StatusLine
+
+    config = LiveConfig(transport=args.rtsp_transport, open_timeout_s=args.open_timeout,
+                        read_timeout_s=args.read_timeout, max_reconnects=args.max_reconnects,
+                        max_lag_s=args.max_lag, duration_s=args.duration)
+    return LiveSource(src, config, status=StatusLine(redact(src), args.status_interval))
 
 
 def run(args: argparse.Namespace) -> int:
-    # Heavy imports here, so --help and argument errors answer at once.
-    import torch
+    src = args.input if args.input else str(DEMO_CLIP)
+    live = is_url(src)
+    if live:
+        _check_url(src)
+    out_dir = _output_dir(args, src)
+    # A file is opened before the heavy imports, so a bad one fails in a second. A camera is
+    # connected after the models are loaded, so no frames go stale while they load.
+    source = None if live else _open_source(args, src)
+    try:
+        _make_output_dir(out_dir)
+        import torch
 
-    from sr_model.enhancer import PlateEnhancer
-    from stream.errors import OutputError
-    from stream.pipeline import VIDEO_NAME, EnhancePipeline, PipelineConfig
-    from stream.source import VideoSource
-    from tracker.detector import DetectorConfig, PlateDetector
+        from sr_model.enhancer import EnhancerConfig, PlateEnhancer
+        from stream.outputs import VIDEO_NAME
+        from stream.pipeline import EnhancePipeline, PipelineConfig
+        from tracker.detector import DetectorConfig, PlateDetector
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    src_path = Path(args.input) if args.input else DEMO_CLIP
-    out_dir = args.out or Path("enhanced") / src_path.stem
-    if (out_dir / VIDEO_NAME).resolve() == src_path.resolve():
-        raise OutputError(f"output {out_dir / VIDEO_NAME} would overwrite the input")
-    source = VideoSource(src_path, hwaccel=args.hwaccel)
-    detector = PlateDetector(args.detector, DetectorConfig(imgsz=args.imgsz, conf=args.conf))
-    enhancer = None if args.no_sr else PlateEnhancer(args.generator)
-    pipeline = EnhancePipeline(detector, enhancer, PipelineConfig(
-        detect_every=args.detect_every, margin=args.margin, enhance=not args.no_sr, crf=args.crf, preset=args.preset))
-    with source:
-        result = pipeline.run(source, out_dir, progress=not args.quiet, label=src_path.name)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        detector = PlateDetector(args.detector, DetectorConfig(imgsz=args.imgsz, conf=args.conf, device=args.device))
+        enhancer = None if args.no_sr else PlateEnhancer(args.generator, EnhancerConfig(
+            device=args.device, backend=args.backend, precision=args.precision))
+        pipeline = EnhancePipeline(detector, enhancer, PipelineConfig(
+            detect_every=args.detect_every, margin=args.margin, enhance=not args.no_sr, crf=args.crf,
+            preset=args.preset, detect_batch=1 if live else 4, sr_interval_s=args.sr_interval))  # live: no waiting to fill a batch
+        if source is None:
+            source = _open_source(args, src)
+        result = pipeline.run(source, out_dir, progress=not (args.quiet or live), label=source.display_name)
+    finally:
+        if source is not None:
+            source.close()
     print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps), {len(result.tracks)} plate tracks")
     print(f"outputs in {out_dir}/: {VIDEO_NAME}, tracks.jsonl, report.json, crops/")
     return 0
@@ -92,24 +204,44 @@ def main(argv: list[str] | None = None) -> int:
     _validate(args, parser)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="enhance-video: %(levelname)s: %(message)s")
-    from sr_model.weights import WeightsError
-    from stream.errors import InputError, OutputError
-    from tracker.detector import DetectorWeightsError
-
+    for handler in logging.getLogger().handlers:  # credentials never reach a log line
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     try:
-        return run(args)
-    except (InputError, OutputError, WeightsError, DetectorWeightsError) as exc:
-        print(f"enhance-video: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("enhance-video: interrupted; outputs written so far are kept", file=sys.stderr)
-        return 130
+        with stop_on_signals():
+            return run(args)
+    except KeyboardInterrupt as exc:
+        code = exc.code if isinstance(exc, Stopped) else 130
+        why = "terminated" if code == 128 + signal.SIGTERM else "interrupted"
+        print(f"enhance-video: {why}; outputs written so far are kept", file=sys.stderr)
+        return code
     except Exception as exc:  # the promise is one line, never a traceback, unless asked for
+        if _is_usage_error(exc):
+            print(f"enhance-video: error: {redact(_one_line(exc))}", file=sys.stderr)
+            return 2
         if args.debug:
-            raise
-        first = (str(exc).strip().splitlines() or [""])[0]
-        print(f"enhance-video: error: {type(exc).__name__}: {first} (run with --debug for details)", file=sys.stderr)
+            print(redact(traceback.format_exc()), file=sys.stderr, end="")
+            return 1
+        print(f"enhance-video: error: {type(exc).__name__}: {redact(_one_line(exc))} (run with --debug for details)",
+              file=sys.stderr)
         return 1
+
+
+def _is_usage_error(exc: BaseException) -> bool:
+    """Bad input, output or weights (exit 2). The weights errors are looked up only when their
+    modules are loaded: importing them would import torch, and an input error must answer fast."""
+    from stream.errors import InputError, OutputError
+
+    kinds: list[type] = [InputError, OutputError]
+    for module, name in (("sr_model.weights", "WeightsError"), ("tracker.detector", "DetectorWeightsError"),
+                         ("sr_model.backends", "BackendUnavailable")):
+        if module in sys.modules:
+            kinds.append(getattr(sys.modules[module], name))
+    return isinstance(exc, tuple(kinds))
+
+
+def _one_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 if __name__ == "__main__":

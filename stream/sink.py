@@ -11,6 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from stream.errors import OutputError
@@ -18,8 +19,27 @@ from stream.errors import OutputError
 log = logging.getLogger(__name__)
 
 
+def fit_into(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` as a (height, width, 3) frame: unchanged when it fits exactly; edge-padded when it
+    is at most one pixel smaller (odd sizes padded to even); otherwise scaled to fit, aspect kept,
+    and centred on black (a camera that comes back at another resolution)."""
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
+        return image
+    if 0 <= height - h <= 1 and 0 <= width - w <= 1:
+        return np.pad(image, ((0, height - h), (0, width - w), (0, 0)), mode="edge")
+    scale = min(width / w, height / h)
+    nw, nh = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((height, width, 3), np.uint8)
+    y, x = (height - nh) // 2, (width - nw) // 2
+    out[y:y + nh, x:x + nw] = resized
+    return out
+
+
 class VideoSink:
-    """Write BGR uint8 frames of one size to an H.264 file.
+    """Write BGR uint8 frames to an H.264 file of one size; frames of another size are fitted into
+    it (:func:`fit_into`), so a stream that changes resolution never breaks the recording.
 
     time_base: the input stream's time base (pts are given in seconds and converted to it).
     fps: nominal rate written in the header. crf / preset: libx264 quality and speed.
@@ -27,11 +47,19 @@ class VideoSink:
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float, time_base: Fraction,
-                 crf: int = 23, preset: str = "veryfast", audio: av.audio.stream.AudioStream | None = None) -> None:
+                 crf: int = 23, preset: str = "veryfast", audio: av.audio.stream.AudioStream | None = None,
+                 fragment_s: float | None = None, keyint: int | None = None, low_latency: bool = False) -> None:
+        """fragment_s: also close an MP4 fragment after this many seconds of video (live streams:
+        bounds what a kill can lose, whatever the keyframe interval); keyint: x264 keyframe
+        interval in frames (None: x264's default, 250); low_latency: x264 ``tune=zerolatency``, so
+        each frame is in the file at once instead of after x264's lookahead (live streams)."""
         self.path = Path(path)
+        options = {"movflags": "+frag_keyframe+empty_moov+default_base_moof"}
+        if fragment_s:
+            options["frag_duration"] = str(int(fragment_s * 1e6))  # µs
+            options["flush_packets"] = "1"  # each finished fragment goes to disk, not FFmpeg's 32 KiB buffer
         try:
-            self.container = av.open(str(self.path), mode="w",
-                                     options={"movflags": "+frag_keyframe+empty_moov+default_base_moof"})
+            self.container = av.open(str(self.path), mode="w", options=options)
         except (av.error.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot write {self.path}: {exc}") from None
         # x264 needs even dimensions in yuv420p; an odd frame is padded by one pixel.
@@ -41,7 +69,8 @@ class VideoSink:
         self.stream.pix_fmt = "yuv420p"
         self.stream.time_base = time_base
         self.stream.codec_context.time_base = time_base
-        self.stream.options = {"crf": str(crf), "preset": preset}
+        self.stream.options = {"crf": str(crf), "preset": preset, **({"g": str(keyint)} if keyint else {}),
+                               **({"tune": "zerolatency"} if low_latency else {})}
         self.time_base = time_base
         self._last_pts = -1
         self.audio_in = audio
@@ -55,16 +84,17 @@ class VideoSink:
         self.frames_written = 0
 
     def write(self, image: np.ndarray, pts_s: float) -> None:
-        """Encode one (H, W, 3) uint8 BGR frame shown at ``pts_s`` seconds."""
-        if image.shape[0] != self.height or image.shape[1] != self.width:
-            pad_h, pad_w = self.height - image.shape[0], self.width - image.shape[1]
-            image = np.pad(image, ((0, max(0, pad_h)), (0, max(0, pad_w)), (0, 0)), mode="edge")[: self.height, : self.width]
+        """Encode one (H, W, 3) uint8 BGR frame shown at ``pts_s`` seconds (any size: see fit_into)."""
+        image = fit_into(image, self.width, self.height)
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         pts = max(round(pts_s / self.time_base), self._last_pts + 1)  # strictly increasing
         frame.pts, frame.time_base = pts, self.time_base
         self._last_pts = pts
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
+        try:
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+        except (av.error.FFmpegError, OSError) as exc:  # disk full, folder removed, ...
+            raise OutputError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
         self.frames_written += 1
 
     def mux_audio(self, packet: av.Packet) -> None:

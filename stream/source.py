@@ -23,6 +23,8 @@ from stream.types import Frame
 log = logging.getLogger(__name__)
 
 _END = object()
+MAX_SIDE = 8192  # px: H.264 level 6.2's limit; larger frames would be refused by the encoder anyway
+STILL_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "gif", "tiff_pipe")
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,8 @@ class SourceInfo:
 
 
 def _describe_open_error(path: str, exc: Exception) -> str:
-    text = str(exc).split(":")[-1].strip() if str(exc) else type(exc).__name__
+    # FFmpeg's message ends with the file name again; its strerror is the reason alone.
+    text = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
     return f"cannot open {path!r} as a video: {text}"
 
 
@@ -65,24 +68,60 @@ class VideoSource:
         if p.is_dir():
             raise InputError(f"input is a directory, not a video file: {self.path}")
         self.container = self._open(hwaccel)
-        if not self.container.streams.video:
+        try:
+            self.video = self._check_video()
+        except InputError:
             self.container.close()
-            raise InputError(f"{self.path} has no video stream")
-        self.video = self.container.streams.video[0]
+            raise
         self.video.thread_type = "AUTO"  # frame + slice threads in FFmpeg's decoder
         cc = self.video.codec_context
-        if not cc.width or not cc.height:
+        # Phones store portrait video as landscape frames plus a display matrix; we respect it and
+        # hand out upright frames (the output video is written upright, without a matrix).
+        self.rotation, decodable = self._probe_first_frame()
+        if not decodable:
             self.container.close()
-            raise InputError(f"{self.path}: video stream has no frame size (unsupported or corrupt)")
+            raise InputError(f"{self.path}: the video stream holds no decodable frames")
+        width, height = (cc.height, cc.width) if self.rotation in (90, 270) else (cc.width, cc.height)
         audio = self.container.streams.audio[0] if (with_audio and self.container.streams.audio) else None
         rate = self.video.average_rate or self.video.guessed_rate or Fraction(30)
         self.info = SourceInfo(
-            width=cc.width, height=cc.height, fps=float(rate), n_frames=int(self.video.frames or 0),
+            width=width, height=height, fps=float(rate), n_frames=int(self.video.frames or 0),
             time_base=self.video.time_base or Fraction(1, 90000), codec=cc.name, audio=audio,
         )
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def _check_video(self) -> av.video.stream.VideoStream:
+        """The first video stream, or an InputError saying in one line why it cannot be used."""
+        fmt = self.container.format.name
+        if any(name in STILL_IMAGE_FORMATS for name in fmt.split(",")):
+            raise InputError(f"{self.path} is a still image ({fmt}), not a video")
+        if not self.container.streams.video:
+            raise InputError(f"{self.path} has no video stream")
+        video = self.container.streams.video[0]
+        cc = video.codec_context
+        if cc is None:  # FFmpeg knows no decoder for it
+            tag = getattr(video, "codec_tag", "") or "unknown"
+            raise InputError(f"{self.path}: unsupported video codec ({tag!r}); re-encode it to H.264")
+        if not cc.width or not cc.height:
+            raise InputError(f"{self.path}: video stream has no frame size (unsupported or corrupt)")
+        if max(cc.width, cc.height) > MAX_SIDE:
+            raise InputError(f"{self.path}: frame size {cc.width}x{cc.height} is over the supported "
+                             f"maximum of {MAX_SIDE} px per side")
+        return video
+
+    def _probe_first_frame(self) -> tuple[int, bool]:
+        """(display rotation in degrees counter-clockwise: 0, 90, 180 or 270; whether any frame
+        decodes), from the first frame, read with a second, short-lived open so the main container
+        stays at the start and an empty or undecodable file fails before any output is created."""
+        try:
+            with av.open(self.path, metadata_errors="ignore") as probe:
+                for frame in probe.decode(probe.streams.video[0]):
+                    return round(getattr(frame, "rotation", 0) or 0) % 360, True
+        except (av.error.FFmpegError, UnicodeDecodeError, ValueError, IndexError):
+            pass
+        return 0, False
 
     def _open(self, hwaccel: str | None) -> av.container.InputContainer:
         if hwaccel:
@@ -122,6 +161,8 @@ class VideoSource:
                     t = float(frame.time) if frame.time is not None else index / self.info.fps
                     t0 = t if t0 is None else t0
                     image = frame.to_ndarray(format="bgr24")
+                    if self.rotation:  # np.rot90 turns counter-clockwise, as the display matrix does
+                        image = np.ascontiguousarray(np.rot90(image, k=self.rotation // 90))
                     if not self._put(Frame(index=index, pts_s=t - t0, image=image)):
                         return
                     index += 1

@@ -22,7 +22,9 @@ def test_help_documents_every_option():
     proc = run_cli("--help")
     assert proc.returncode == 0
     for option in ("--out", "--detector", "--generator", "--imgsz", "--conf", "--detect-every", "--no-sr",
-                   "--crf", "--preset", "--threads", "--hwaccel", "--quiet"):
+                   "--crf", "--preset", "--threads", "--hwaccel", "--quiet", "--rtsp-transport", "--open-timeout",
+                   "--read-timeout", "--max-reconnects", "--max-lag", "--status-interval", "--duration", "--backend", "--precision", "--device",
+                   "--sr-interval"):
         assert option in proc.stdout
 
 
@@ -53,3 +55,12 @@ def test_corrupt_generator_weights(tmp_path):
 def test_bad_options(tmp_path, args, fragment):
     proc = run_cli(str(tmp_path / "x.mp4"), *args)
     assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_backend_that_cannot_run_here_is_a_one_line_error(tmp_path):
+    from conftest import make_video
+
+    clip = make_video(tmp_path / "v.mp4", n_frames=3)
+    proc = run_cli(str(clip), "-o", str(tmp_path / "o"), "--backend", "eager", "--precision", "fp16")
+    assert_one_line_error(proc, "fp16")
+    assert proc.returncode == 2

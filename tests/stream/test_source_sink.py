@@ -88,3 +88,17 @@ def test_bad_inputs_raise_one_line_input_errors(tmp_path, make, message):
         with VideoSource(make(tmp_path)) as src:
             list(src)
     assert "\n" not in str(err.value)
+
+
+def test_sink_fits_frames_of_another_size_into_its_own(tmp_path):
+    """A camera that comes back at another resolution: the recording keeps its size, new frames
+    are scaled to fit (aspect kept) and centred on black."""
+    sink = VideoSink(tmp_path / "o.mp4", 160, 96, 25, Fraction(1, 25))
+    sink.write(np.full((96, 160, 3), 100, np.uint8), 0.0)
+    sink.write(np.full((180, 320, 3), 200, np.uint8), 0.04)  # larger
+    sink.write(np.full((200, 100, 3), 200, np.uint8), 0.08)  # portrait: black bars left and right
+    sink.close()
+    frames = read_frames(tmp_path / "o.mp4")
+    assert len(frames) == 3 and {f.shape for f in frames} == {(96, 160, 3)}
+    assert frames[1].mean() > 180
+    assert frames[2][:, :45].mean() < 30 and frames[2][:, 62:98].mean() > 180
