@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from tracker.kalman import partial_view
+
 #: Cost used for infeasible (gated) pairs; any cost >= this is never matched.
 INFEASIBLE = 1e6
 
@@ -63,9 +65,12 @@ def mahalanobis_sq(track_centres: np.ndarray, track_S: np.ndarray, det_centres: 
     """
     tc = np.asarray(track_centres, dtype=np.float64).reshape(-1, 2)
     dc = np.asarray(det_centres, dtype=np.float64).reshape(-1, 2)
+    return _mahalanobis_sq_pairs(track_S, dc[None, :, 0] - tc[:, None, 0], dc[None, :, 1] - tc[:, None, 1])
+
+
+def _mahalanobis_sq_pairs(track_S: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """(T, D) d^T S^-1 d for per-pair offsets dx, dy (T, D) under each track's S (T, 2, 2)."""
     S = np.asarray(track_S, dtype=np.float64).reshape(-1, 2, 2)
-    dx = dc[None, :, 0] - tc[:, None, 0]
-    dy = dc[None, :, 1] - tc[:, None, 1]
     # Closed-form 2x2 inverse: d^T S^-1 d = (s11 dx^2 - 2 s01 dx dy + s00 dy^2) / det S.
     s00, s01, s11 = S[:, 0, 0, None], S[:, 0, 1, None], S[:, 1, 1, None]
     det = s00 * s11 - s01 * s01
@@ -81,6 +86,7 @@ def association_cost(
     max_centre_dist: float = 3.0,
     max_width_ratio: float = 1.4,
     iou_weight: float = 0.3,
+    partial: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Cost of assigning each detection to each track, lower is better, in [0, 1] when feasible.
 
@@ -98,6 +104,13 @@ def association_cost(
             cannot grab a plate far from its predicted position.
         max_width_ratio: max(w_t / w_d, w_d / w_t) allowed.
         iou_weight: weight of ``1 - IoU`` in the blend.
+        partial: ``(partial_ratio, min_visible)``: for overlapping pairs where one box is
+            markedly narrower, read the detection as a possible partial view of the track's
+            plate, or the track's box as a partial view of the detection's plate, per axis
+            (:func:`tracker.kalman.partial_view`; a plate half behind an occluder or across the
+            image border). Where it is one, the Mahalanobis distance uses the centre implied by
+            the aligned edge, and the width-ratio gate is waived if at least half the narrower
+            box lies within the wider one along x. None: plain centres and widths.
 
     Returns:
         (T, D) float64 costs.
@@ -106,12 +119,54 @@ def association_cost(
     d = np.asarray(det_boxes, dtype=np.float64).reshape(-1, 4)
     if len(t) == 0 or len(d) == 0:
         return np.zeros((len(t), len(d)))
-    d2 = mahalanobis_sq(centres(t), track_S, centres(d))
+    tc, dc = centres(t), centres(d)
     iou = iou_matrix(t, d)
+    dx = dc[None, :, 0] - tc[:, None, 0]
+    dy = dc[None, :, 1] - tc[:, None, 1]
+    waive = np.zeros((len(t), len(d)), bool)  # width gate waived: a partial view
+    if partial is not None:
+        # Partial views overlap the plate: only overlapping pairs are examined (cheap when the
+        # plates are apart, which is the common case).
+        ti, di = np.nonzero(iou > 0.0)
+        if len(ti):
+            # ... and only where one box is markedly narrower (the width gate is the one a
+            # partial view fails; heights of thin plates are too noisy to trigger on).
+            ws = (t[ti, 2] - t[ti, 0]) / np.maximum(d[di, 2] - d[di, 0], 1e-6)
+            r = partial[0]
+            keep = (ws < r) | (ws * r > 1.0)
+            ti, di = ti[keep], di[keep]
+        if len(ti):
+            tp, dp = t[ti], d[di]
+            Sa = np.asarray(track_S, dtype=np.float64).reshape(-1, 2, 2)[ti]
+            sx, sy = np.sqrt(Sa[:, 0, 0]), np.sqrt(Sa[:, 1, 1])
+            cx_t, cy_t = tc[ti, 0], tc[ti, 1]
+            cx_d, cy_d = dc[di, 0], dc[di, 1]
+            # Rows: the detection as the visible part of the track's plate (occluder, image
+            # border) along x and y; then the other way round, the track having followed a
+            # partial view (a plate entering the image or coming out from behind an occluder)
+            # that the detection shows more of. One call: these arrays are small.
+            c, part = partial_view(
+                np.stack([tp[:, 0], tp[:, 1], dp[:, 0], dp[:, 1]]),
+                np.stack([tp[:, 2], tp[:, 3], dp[:, 2], dp[:, 3]]),
+                np.stack([dp[:, 0], dp[:, 1], tp[:, 0], tp[:, 1]]),
+                np.stack([dp[:, 2], dp[:, 3], tp[:, 2], tp[:, 3]]),
+                *partial,
+                np.stack([sx, sy, sx, sy]),
+            )
+            dcx, dcy, tcx, tcy = c
+            part_x, part_y, grow_x, grow_y = part
+            dx[ti, di] = np.where(grow_x & ~part_x, cx_d - tcx, dcx - cx_t)
+            dy[ti, di] = np.where(grow_y & ~part_y, cy_d - tcy, dcy - cy_t)
+            # The width gate is waived when most of the narrower box lies within the wider one
+            # along x (the pairs overlap, and the Mahalanobis gate judges y).
+            ox = np.minimum(tp[:, 2], dp[:, 2]) - np.maximum(tp[:, 0], dp[:, 0])
+            narrow = np.minimum(tp[:, 2] - tp[:, 0], dp[:, 2] - dp[:, 0])
+            waive[ti, di] = (part_x | grow_x) & (ox >= 0.5 * narrow)
+    d2 = _mahalanobis_sq_pairs(track_S, dx, dy)
     cost = (1.0 - iou_weight) * np.minimum(d2 / gate_chi2, 1.0) + iou_weight * (1.0 - iou)
     log_wt = np.log(np.maximum(t[:, 2] - t[:, 0], 1e-6))
     log_wd = np.log(np.maximum(d[:, 2] - d[:, 0], 1e-6))
-    too_different = np.abs(log_wt[:, None] - log_wd[None, :]) > np.log(max_width_ratio)
+    too_different = (np.abs(log_wt[:, None] - log_wd[None, :]) > np.log(max_width_ratio)) & ~waive
     too_far = normalized_centre_distance(t, d) > max_centre_dist
     gated = (d2 > gate_chi2) | too_far | too_different
     cost[gated] = INFEASIBLE

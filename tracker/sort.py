@@ -18,6 +18,18 @@ the filter's innovation covariance blended with IoU), so plates that move more t
 width between frames, i.e. with zero IoU, are still followed. When detections carry an appearance
 descriptor (:mod:`tracker.appearance`), it breaks near ties and vetoes re-associating a track
 that missed a frame to a clearly different plate.
+
+Rules learnt on the real detector (rendered clips, see ``benchmarks/tracking.py``):
+
+* partial views: a plate sliding behind an occluder (or across the image border) is detected as
+  its visible part only, one edge where the plate's edge is and the box much narrower. Such a
+  detection is read as that edge of a plate of the predicted size
+  (:func:`tracker.kalman.partial_view`): it passes the width-ratio gate, the Mahalanobis
+  distance uses the implied centre, and the filter keeps the plate's size (``partial_*``);
+* size rates decay (``KalmanNoise.size_vel_tau_s``) so a coasting track does not shrink or grow
+  away from its plate;
+* a confident detection lying on a box matched in the same update does not start a track
+  (``duplicate_overlap``).
 """
 from __future__ import annotations
 
@@ -46,6 +58,16 @@ class TrackerConfig:
         reported with its predicted box (bridges missed detections: 3 frames at 30 fps, 1 at
         10 fps); after that it is LOST and not reported. A tentative track is deleted instead.
     max_lost_s: a track unmatched for longer than this is deleted (its id is never reused).
+    partial_ratio, partial_min_visible: a detection narrower (or lower) than ``partial_ratio``
+        times the prediction, but at least ``partial_min_visible`` of it, and aligned with one
+        predicted edge is read as a partial view (:func:`tracker.kalman.partial_view`); also
+        the other way round for the width gate (the track followed a partial view). None:
+        off.
+    partial_max_s: a run of partial views longer than this is taken at face value (a track
+        with a wrong size must not read every correct box as a partial view of itself).
+    duplicate_overlap: a left-over confident detection whose box lies this much (fraction of
+        the smaller box's area) on a box matched in the same update does not start a track
+        (a second box on a tracked plate). None: off.
     gate_chi2, max_centre_dist, max_width_ratio, iou_weight: see
         :func:`tracker.association.association_cost`.
     use_appearance: use :attr:`Detection.appearance` descriptors when present (see
@@ -78,6 +100,10 @@ class TrackerConfig:
     max_centre_dist: float = 3.0
     max_width_ratio: float = 1.4
     iou_weight: float = 0.3
+    partial_ratio: float | None = 0.8
+    partial_min_visible: float = 0.3
+    partial_max_s: float = 0.5
+    duplicate_overlap: float | None = 0.7
     noise: KalmanNoise = field(default_factory=KalmanNoise)
     frame_wh: tuple[int, int] | None = None
 
@@ -99,8 +125,8 @@ class _PlateTrack:
         self.missed = False  # unmatched on the last detector frame
         self.appearance = None if det.appearance is None else np.asarray(det.appearance, np.float32)
 
-    def match(self, det: Detection, t_s: float) -> None:
-        self.kf.update(det.box)
+    def match(self, det: Detection, t_s: float, partial: tuple[float, float, float] | None = None) -> None:
+        self.kf.update(det.box, partial)
         self.hits += 1
         self.last_match_s = t_s
         self.score = float(det.score)
@@ -195,17 +221,26 @@ class PlateTracker:
             max_centre_dist=cfg.max_centre_dist,
             max_width_ratio=cfg.max_width_ratio,
             iou_weight=cfg.iou_weight,
+            partial=self._partial(),
         )
         use_app = cfg.use_appearance and any(d.appearance is not None for d in dets)
         if use_app:
             self._appearance_cost(cost, tracks, dets)
         matches, u_tracks, u_dets = linear_assignment(cost)
         pairs = matches.tolist()
+        partial = self._partial(True)
         for ti, di in pairs:
-            tracks[ti].match(dets[di], t_s)
+            tracks[ti].match(dets[di], t_s, partial)
         if use_app:
             self._update_appearance([(tracks[ti], dets[di]) for ti, di in pairs])
         return [tracks[i] for i in u_tracks], [dets[i] for i in u_dets]
+
+    def _partial(self, with_max_s: bool = False) -> tuple | None:
+        cfg = self.config
+        if cfg.partial_ratio is None:
+            return None
+        p = (cfg.partial_ratio, cfg.partial_min_visible)
+        return p + (cfg.partial_max_s,) if with_max_s else p
 
     def _update_appearance(self, pairs: list[tuple[_PlateTrack, Detection]]) -> None:
         """Fold the descriptors of confident matched detections into their tracks' moving
@@ -255,10 +290,30 @@ class PlateTracker:
         left_tracks, left_high = self._match(pool, high, t_s)
         _, left_low = self._match(left_tracks, low, t_s)
         _, left = self._match(tentative, left_high + left_low, t_s)
+        # Weak detections never start tracks.
+        left = [d for d in left if d.score >= max(cfg.high_score, cfg.new_track_score)]
+        if left and cfg.duplicate_overlap is not None:
+            left = self._drop_duplicates(left)
         for d in left:
-            if d.score >= max(cfg.high_score, cfg.new_track_score):  # weak ones never start tracks
-                self._tracks.append(_PlateTrack(self._next_id, d, t_s, cfg.noise))
-                self._next_id += 1
+            self._tracks.append(_PlateTrack(self._next_id, d, t_s, cfg.noise))
+            self._next_id += 1
+
+    def _drop_duplicates(self, dets: list[Detection]) -> list[Detection]:
+        """Drop detections lying mostly (``duplicate_overlap`` of the smaller box's area) on a
+        box matched in this update: a second box on a tracked plate does not start a track."""
+        matched = [tr.kf.box for tr in self._tracks if tr.detected]
+        if not matched:
+            return dets
+        a = np.stack(matched).astype(np.float64)
+        b = np.stack([d.box for d in dets]).astype(np.float64)
+        iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+        ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+        inter = np.clip(iw, 0.0, None) * np.clip(ih, 0.0, None)
+        area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+        area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        small = np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-9)
+        dup = (inter >= self.config.duplicate_overlap * small).any(axis=0)
+        return [d for d, k in zip(dets, dup) if not k]
 
     def _at_border(self, tr: _PlateTrack) -> tuple[bool, bool]:
         """(crosses the image border, entirely outside) for the track's current box."""

@@ -78,3 +78,25 @@ def test_linear_assignment_max_cost_and_empty() -> None:
     assert len(matches) == 0 and ut.tolist() == [0] and ud.tolist() == [0]
     matches, ut, ud = linear_assignment(np.zeros((0, 3)))
     assert matches.shape == (0, 2) and len(ut) == 0 and ud.tolist() == [0, 1, 2]
+
+
+def test_partial_view_passes_the_width_gate_and_centred_shrink_does_not() -> None:
+    track = np.array([_box(150, 100, 100)])  # 100..200
+    S = np.array([np.eye(2) * 25.0])
+    half_hidden = np.array([[150.0, 95.0, 200.0, 105.0]])  # right half visible
+    centred_half = np.array([[125.0, 95.0, 175.0, 105.0]])  # half the width about the centre
+    p = (0.8, 0.3)
+    assert association_cost(track, S, half_hidden)[0, 0] >= INFEASIBLE  # without the rule
+    assert association_cost(track, S, half_hidden, partial=p)[0, 0] < 1.0
+    assert association_cost(track, S, centred_half, partial=p)[0, 0] >= INFEASIBLE
+    # A box beside the plate, sharing only an edge position, is not a partial view of it.
+    beside = np.array([[200.0, 95.0, 250.0, 105.0]])
+    assert association_cost(track, S, beside, partial=p)[0, 0] >= INFEASIBLE
+
+
+def test_detection_showing_more_of_a_partially_seen_plate_is_feasible() -> None:
+    track = np.array([[150.0, 95.0, 200.0, 105.0]])  # the track followed the visible half
+    S = np.array([np.eye(2) * 25.0])
+    whole = np.array([_box(150, 100, 100)])
+    assert association_cost(track, S, whole)[0, 0] >= INFEASIBLE
+    assert association_cost(track, S, whole, partial=(0.8, 0.3))[0, 0] < 1.0

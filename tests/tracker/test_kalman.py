@@ -77,3 +77,45 @@ def test_box_size_stays_positive_when_shrinking() -> None:
         kf.predict(0.1)
     w, h = kf.box[2] - kf.box[0], kf.box[3] - kf.box[1]
     assert w >= 1.0 - 1e-4 and h >= 1.0 - 1e-4
+
+
+def test_size_rate_decays_so_a_coasting_track_keeps_most_of_its_size() -> None:
+    kf = PlateKalman(_box(300.0, 300.0, 100.0, 30.0))
+    for i in range(1, 10):  # shrinking 100 px/s for 0.3 s (a turn)
+        kf.predict(1 / 30)
+        kf.update(_box(300.0, 300.0, 100.0 - 100.0 * i / 30, 30.0))
+    w0 = kf.box[2] - kf.box[0]
+    kf.predict(0.5)  # half a second without detections
+    w1 = kf.box[2] - kf.box[0]
+    assert w1 < w0  # still shrinking a little ...
+    assert w1 > w0 - 0.5 * 100.0 * 0.5  # ... but far less than a constant rate would (-50 px)
+
+
+def test_partial_view_reads_an_edge_aligned_smaller_box_as_the_visible_part() -> None:
+    from tracker.kalman import partial_view
+
+    # Predicted 100..200. Visible part 150..200 (right edge): centre 150 of a 100 px plate.
+    c, part = partial_view(100.0, 200.0, 150.0, 200.0, 0.8, 0.3)
+    assert part and c == 150.0
+    c, part = partial_view(100.0, 200.0, 100.0, 160.0, 0.8, 0.3)  # left edge
+    assert part and c == 150.0
+    # Centred shrink (zoom, rotation): a size change, not a partial view.
+    c, part = partial_view(100.0, 200.0, 125.0, 175.0, 0.8, 0.3)
+    assert not part and c == 150.0
+    # Too small, nearly the full size, or sticking out of the plate: not partial views.
+    assert not partial_view(100.0, 200.0, 180.0, 200.0, 0.8, 0.3)[1]
+    assert not partial_view(100.0, 200.0, 115.0, 200.0, 0.8, 0.3)[1]
+    assert not partial_view(100.0, 200.0, 170.0, 230.0, 0.8, 0.3)[1]
+    # ... unless the prediction is that uncertain (position standard deviation 30 px).
+    assert partial_view(100.0, 200.0, 170.0, 230.0, 0.8, 0.3, 30.0)[1]
+
+
+def test_update_with_a_partial_view_keeps_size_and_centre() -> None:
+    kf = PlateKalman(_box(150.0, 300.0, 100.0, 30.0))
+    for _ in range(5):
+        kf.predict(1 / 30)
+        kf.update(_box(150.0, 300.0, 100.0, 30.0))
+    kf.predict(1 / 30)
+    kf.update(np.array([150.0, 285.0, 200.0, 315.0], np.float32), partial=(0.8, 0.3, 0.5))
+    np.testing.assert_allclose(kf.box, [100.0, 285.0, 200.0, 315.0], atol=1.0)
+    assert abs(kf.kf.x[6]) < 1e-9  # width rate held at zero while the width is unobserved

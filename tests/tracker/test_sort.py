@@ -205,3 +205,77 @@ def test_corners_follow_the_box_while_predicting() -> None:
 def test_config_is_time_based_dataclass() -> None:
     cfg = replace(TrackerConfig(), max_lost_s=2.0)
     assert cfg.max_lost_s == 2.0 and TrackerConfig().max_coast_s > 0
+
+
+# -- rules from the rendered-clip investigation ------------------------------------------------
+def _edge_box(x1: float, x2: float, cy: float = 300.0, h: float = 30.0) -> np.ndarray:
+    return np.array([x1, cy - h / 2, x2, cy + h / 2], dtype=np.float32)
+
+
+@pytest.mark.parametrize("fps", [30.0, 10.0])
+def test_plate_turning_so_its_width_shrinks_40_percent_in_half_a_second_keeps_its_id(fps: float) -> None:
+    # Rotation shrinks the box about its centre: 100 px -> 60 px between 0.5 s and 1.0 s.
+    def width(t: float) -> float:
+        return 100.0 - 40.0 * min(max((t - 0.5) / 0.5, 0.0), 1.0)
+
+    hist = _run(lambda t: [_det(300 + 120 * t, 300, w=width(t), h=30.0)], fps=fps, seconds=1.6)
+    assert _ids(hist) == {1}
+    assert all(len(tracks) == 1 for _, tracks in hist[2:])
+
+
+@pytest.mark.parametrize("fps", [30.0, 10.0])
+def test_plate_sliding_behind_an_occluder_keeps_its_id_and_size(fps: float) -> None:
+    # A 110 px plate, still; an occluder sweeps across it from left to right: the detector sees
+    # only the visible part (right edge fixed, box shrinking to 30 px), nothing for 0.2 s, then
+    # the part coming out on the left, growing back to the whole plate.
+    x1, x2 = 500.0, 610.0
+
+    def scene(t: float) -> list[Detection]:
+        if t < 1.0:
+            return [Detection(_edge_box(x1, x2), 0.85)]
+        if t < 1.25:  # hiding: left edge moves right
+            return [Detection(_edge_box(x1 + 320.0 * (t - 1.0), x2), 0.8)]
+        if t < 1.45:
+            return []
+        if t < 1.7:  # coming out: right edge moves right from the left edge
+            return [Detection(_edge_box(x1, x1 + 30.0 + 320.0 * (t - 1.45)), 0.8)]
+        return [Detection(_edge_box(x1, x2), 0.85)]
+
+    hist = _run(scene, fps=fps, seconds=2.2)
+    assert _ids(hist) == {1}
+    for t, tracks in hist:
+        # While less than 80 % of the plate shows, the track keeps the whole plate's box.
+        if (1.06 <= t < 1.25 or 1.45 <= t < 1.6) and tracks and tracks[0].detected:
+            box = tracks[0].box
+            assert abs((box[2] - box[0]) - 110.0) < 12.0, (t, box)
+            assert abs((box[0] + box[2]) / 2 - 555.0) < 8.0, (t, box)
+
+
+def test_duplicate_detection_on_a_tracked_plate_does_not_spawn_a_track() -> None:
+    def scene(t: float) -> list[Detection]:
+        dets = [_det(200 + 150 * t, 300, w=80, h=20)]
+        if 0.5 <= t < 0.8:  # a second, confident box on the same plate (e.g. on its text)
+            dets.append(Detection(_box(200 + 150 * t + 8, 300, 50, 16), 0.7))
+        return dets
+
+    tracker = PlateTracker()
+    for i in range(36):
+        tracker.update(scene(i / 30), i / 30)
+    assert [tr.track_id for tr in tracker.tracks] == [1]
+    # The rule only suppresses births on matched boxes: a plate next to it still starts a track.
+    tracker.update([*scene(1.2), _det(200 + 150 * 1.2 + 120, 300, w=80, h=20)], 1.2)
+    assert len(tracker.tracks) == 2
+
+
+def test_track_with_a_wrong_size_does_not_read_every_detection_as_a_partial_view() -> None:
+    # Born from a box twice the plate's width (left edge right): detections aligned with its left
+    # edge look like partial views; after partial_max_s they are taken at face value.
+    cfg = TrackerConfig()
+    tracker = PlateTracker(cfg)
+    tracker.update([Detection(_edge_box(400, 560), 0.9)], 0.0)
+    t = 0.0
+    for i in range(1, 31):
+        t = i / 30
+        tracker.update([Detection(_edge_box(400, 480), 0.9)], t)
+    (tr,) = tracker.tracks
+    assert tr.track_id == 1 and abs((tr.box[2] - tr.box[0]) - 80.0) < 10.0
