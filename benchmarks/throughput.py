@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
                 with VideoSource(clip.video_path) as src:
                     res = pipe.run(src, Path(tmp) / f"out{h}_{every}", progress=False)
                 row[f"end_to_end_fps_detect_every_{every}"] = round(res.fps, 2)
+            row["generator_backend"] = enhancer.backend
             results["videos"].append(row)
             print(row, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -38,10 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--generator", type=Path, default=None, help="generator weights (.safetensors from train.generator)")
     g.add_argument("--no-sr", action="store_true", help="track only, no super-resolution (insets show nothing)")
     g.add_argument("--backend", default="auto", choices=("auto", "eager", "compile", "onnx", "tensorrt"),
-                   help="generator inference back end (default auto: ONNX Runtime on CPU, TensorRT on an "
-                        "NVIDIA GPU when installed)")
+                   help="generator inference back end (default auto: eager channels-last on CPU, TensorRT on "
+                        "an NVIDIA GPU when installed)")
     g.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
-                   help="generator precision (default fp32; fp16 needs a GPU)")
+                   help="generator precision (default fp32; bf16 is ~2.5x faster on CPUs with bf16 units; "
+                        "fp16 needs a GPU)")
     g.add_argument("--device", default="cpu", help="torch device for the models: cpu, cuda, cuda:1 (default cpu)")
     g.add_argument("--sr-interval", type=float, default=0.2, metavar="S",
                    help="super-resolve each plate at most every S seconds; its inset shows the latest result "

@@ -70,7 +70,7 @@ def test_tensorrt_runs_or_says_why(small_model, x):
 
 
 def test_auto_and_bad_names():
-    assert resolve_auto(torch.device("cpu")) == "onnx"
+    assert resolve_auto(torch.device("cpu")) == "eager"
     with pytest.raises(BackendUnavailable, match="unknown back end"):
         create_runner(build_generator(GeneratorConfig(channels=8, n_blocks=1)), "openvino")
     with pytest.raises(BackendUnavailable, match="fp16"):
