@@ -254,7 +254,8 @@ class EnhancePipeline:
                     scheduler.store(crop.track_id, enhanced, frame.pts_s)
             scheduler.keep_only(tr.track_id for tr in tracks)
         by_id = {c.track_id: c for c in crops}
-        annotated = frame.image.copy()
+        # Drawn in place: nothing reads the decoded frame after this (crops above are copies).
+        annotated = frame.image
         for tr in tracks:
             self._record(frame, tr, jsonl, summaries)
             crop = by_id.get(tr.track_id)
