@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -112,25 +113,31 @@ def detection_report(preds: Sequence[Sequence[Detection]], gts: Sequence[np.ndar
     return report
 
 
+@contextmanager
+def full_curve(detector, conf: float = 0.01) -> Iterator[None]:
+    """Run ``detector`` at a low threshold inside the block, so the precision-recall curve (and
+    AP50) covers the whole range; its own threshold is restored afterwards, also on errors."""
+    saved = detector.config
+    detector.config = replace(saved, conf=conf)
+    try:
+        yield
+    finally:
+        detector.config = saved
+
+
 def evaluate_clip(detector, clip_dir: Path, conf: float = 0.25, min_visibility: float = 0.5) -> dict:
     """Run ``detector`` on every frame of a synthetic clip and report against its ground truth.
 
     Plates less than ``min_visibility`` visible are neither required nor counted as false
     positives (they are dropped with any detection that matches them), as in MOTChallenge.
     """
-    from dataclasses import replace
-
     from stream.source import read_frames
     from train.synth.scenes import load_clip_truth
 
     truth = load_clip_truth(clip_dir)
     frames = read_frames(Path(clip_dir) / "clip.mp4")
-    low = replace(detector.config, conf=0.01)
-    saved, detector.config = detector.config, low
-    try:
+    with full_curve(detector):
         preds = detector.detect(frames)
-    finally:
-        detector.config = saved
     gts, kept_preds = [], []
     for dets, plates in zip(preds, truth.frames):
         visible = np.array([p.box for p in plates if p.visibility >= min_visibility], np.float32).reshape(-1, 4)
@@ -145,16 +152,12 @@ def evaluate_clip(detector, clip_dir: Path, conf: float = 0.25, min_visibility: 
 
 def evaluate_photos(detector, folder: Path, conf: float = 0.25) -> dict:
     """Run ``detector`` on every annotated photo in ``folder`` (openalpr layout) and report."""
-    from dataclasses import replace
-
     import cv2
 
     from benchmarks.plate_sets import parse_annotation
 
     preds, gts = [], []
-    low = replace(detector.config, conf=0.01)
-    saved, detector.config = detector.config, low
-    try:
+    with full_curve(detector):
         for txt in sorted(Path(folder).glob("*.txt")):
             boxes, _ = parse_annotation(txt.read_text(errors="replace"))
             photo = cv2.imread(str(txt.with_suffix(".jpg")))
@@ -162,8 +165,6 @@ def evaluate_photos(detector, folder: Path, conf: float = 0.25) -> dict:
                 continue
             gts.append(np.array([[b.x, b.y, b.x + b.width, b.y + b.height] for b in boxes], np.float32))
             preds.append(detector.detect([photo])[0])
-    finally:
-        detector.config = saved
     return detection_report(preds, gts, conf=conf)
 
 
