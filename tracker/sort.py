@@ -9,7 +9,7 @@ Per update (one video frame at ``timestamp_s``):
 5. stage 3: the detections left over (confident and weak) vs tentative tracks;
 6. confident detections still left over start tentative tracks (weak ones are dropped);
 7. lifecycle, on detector frames only (see :class:`TrackerConfig`): tentative -> confirmed after
-   ``min_hits`` matches; a track unmatched for more than ``max_coast_s`` (or predicted across the
+   ``min_hits`` matches (at once when born from a detection scoring ``confirm_score`` or more); a track unmatched for more than ``max_coast_s`` (or predicted across the
    image border) becomes lost (confirmed) or is deleted (tentative); lost tracks unmatched for
    more than ``max_lost_s`` are deleted; a lost track matched again is confirmed with its old id.
 
@@ -53,6 +53,9 @@ class TrackerConfig:
         can extend existing tracks (stages 2 and 3) but never start one.
     new_track_score: a confident detection left unmatched starts a track only at or above this.
     min_hits: matches (including the first detection) that confirm a tentative track.
+    confirm_score: a track born from a detection at or above this score is confirmed (reported)
+        at once instead of after ``min_hits``: a clear plate is not held back a frame, which
+        matters for fast plates seen in few frames (10 fps). None: always wait for ``min_hits``.
     confirm_window_s: a tentative track not confirmed this long after its birth is deleted.
     max_coast_s: a confirmed track unmatched for at most this long stays CONFIRMED and is
         reported with its predicted box (bridges missed detections: 3 frames at 30 fps, 1 at
@@ -89,6 +92,7 @@ class TrackerConfig:
     low_score: float = 0.1
     new_track_score: float = 0.5
     min_hits: int = 2
+    confirm_score: float | None = 0.75
     confirm_window_s: float = 1.0
     max_coast_s: float = 0.12
     max_lost_s: float = 1.0
@@ -295,7 +299,10 @@ class PlateTracker:
         if left and cfg.duplicate_overlap is not None:
             left = self._drop_duplicates(left)
         for d in left:
-            self._tracks.append(_PlateTrack(self._next_id, d, t_s, cfg.noise))
+            track = _PlateTrack(self._next_id, d, t_s, cfg.noise)
+            if cfg.confirm_score is not None and d.score >= cfg.confirm_score:
+                track.state = TrackState.CONFIRMED
+            self._tracks.append(track)
             self._next_id += 1
 
     def _drop_duplicates(self, dets: list[Detection]) -> list[Detection]:

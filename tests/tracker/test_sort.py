@@ -85,15 +85,22 @@ def test_crossing_plates_keep_their_ids() -> None:
 def test_tentative_tracks_are_not_reported_before_confirmation() -> None:
     cfg = TrackerConfig(min_hits=3)
     tracker = PlateTracker(cfg)
-    assert tracker.update([_det(100, 100)], 0.0) == []
-    assert tracker.update([_det(110, 100)], 1 / 30) == []
+    assert tracker.update([_det(100, 100, score=0.6)], 0.0) == []
+    assert tracker.update([_det(110, 100, score=0.6)], 1 / 30) == []
     assert [tr.state for tr in tracker.tracks] == [TrackState.TENTATIVE]
-    (tr,) = tracker.update([_det(120, 100)], 2 / 30)
+    (tr,) = tracker.update([_det(120, 100, score=0.6)], 2 / 30)
     assert tr.track_id == 1 and tr.state is TrackState.CONFIRMED and tr.hits == 3
 
 
+def test_very_confident_detection_is_reported_at_once() -> None:
+    tracker = PlateTracker(TrackerConfig(min_hits=3, confirm_score=0.75))
+    (tr,) = tracker.update([_det(100, 100, score=0.9)], 0.0)
+    assert tr.track_id == 1 and tr.state is TrackState.CONFIRMED and tr.hits == 1
+    assert PlateTracker(TrackerConfig(confirm_score=None)).update([_det(100, 100, score=0.9)], 0.0) == []
+
+
 def test_unconfirmed_track_is_dropped_without_reporting() -> None:
-    hist = _run(lambda t: [_det(100, 100)] if t < 0.01 else [], fps=30, seconds=0.5)
+    hist = _run(lambda t: [_det(100, 100, score=0.6)] if t < 0.01 else [], fps=30, seconds=0.5)
     assert _ids(hist) == set()
 
 
