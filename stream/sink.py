@@ -3,10 +3,16 @@
 Frames are encoded with the pts they had in the input, so variable-frame-rate inputs keep their
 timing. The MP4 is written with ``+frag_keyframe+empty_moov``: a fragmented file whose moov
 is at the front, so everything encoded up to a crash or kill stays playable.
+
+With ``background=True`` the colour conversion, encoding and muxing run on a worker thread fed by
+a small bounded queue: PyAV releases the GIL inside FFmpeg, so x264 works on frame N while the
+pipeline detects and enhances frame N+1. Errors surface on the next ``write`` or on ``close``.
 """
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -48,11 +54,14 @@ class VideoSink:
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float, time_base: Fraction,
                  crf: int = 23, preset: str = "veryfast", audio: av.audio.stream.AudioStream | None = None,
-                 fragment_s: float | None = None, keyint: int | None = None, low_latency: bool = False) -> None:
+                 fragment_s: float | None = None, keyint: int | None = None, low_latency: bool = False,
+                 background: bool = False, queue_size: int = 4) -> None:
         """fragment_s: also close an MP4 fragment after this many seconds of video (live streams:
         bounds what a kill can lose, whatever the keyframe interval); keyint: x264 keyframe
         interval in frames (None: x264's default, 250); low_latency: x264 ``tune=zerolatency``, so
-        each frame is in the file at once instead of after x264's lookahead (live streams)."""
+        each frame is in the file at once instead of after x264's lookahead (live streams);
+        background: encode on a worker thread (at most ``queue_size`` frames waiting; a caller
+        must not modify an image after handing it to ``write``)."""
         self.path = Path(path)
         options = {"movflags": "+frag_keyframe+empty_moov+default_base_moof"}
         if fragment_s:
@@ -82,9 +91,43 @@ class VideoSink:
                 log.warning("audio (%s) cannot be copied into %s (%s); writing video only",
                             audio.codec_context.name, self.path.name, exc)
         self.frames_written = 0
+        self._error: Exception | None = None  # the worker's error, until raised to the caller
+        self._failed = False  # the worker hit an error: later queued writes are skipped
+        self._queue: queue.Queue | None = None
+        self._worker: threading.Thread | None = None
+        if background:
+            self._queue = queue.Queue(maxsize=max(1, queue_size))
+            self._worker = threading.Thread(target=self._drain, name="encode", daemon=True)
+            self._worker.start()
+
+    def _drain(self) -> None:
+        """Worker thread: run the queued writes in order until the ``None`` sentinel; after an
+        error keep draining (so producers never block) but do nothing more."""
+        assert self._queue is not None
+        while (item := self._queue.get()) is not None:
+            if self._failed:
+                continue
+            fn, args = item
+            try:
+                fn(*args)
+            except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                self._error, self._failed = exc, True
+
+    def _raise_pending(self) -> None:
+        """Raise the worker's error in the caller's thread, once."""
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
 
     def write(self, image: np.ndarray, pts_s: float) -> None:
         """Encode one (H, W, 3) uint8 BGR frame shown at ``pts_s`` seconds (any size: see fit_into)."""
+        if self._queue is not None:
+            self._raise_pending()
+            self._queue.put((self._write_now, (image, pts_s)))
+        else:
+            self._write_now(image, pts_s)
+
+    def _write_now(self, image: np.ndarray, pts_s: float) -> None:
         image = fit_into(image, self.width, self.height)
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         pts = max(round(pts_s / self.time_base), self._last_pts + 1)  # strictly increasing
@@ -101,6 +144,12 @@ class VideoSink:
         """Copy one input audio packet into the output (no re-encode)."""
         if self.audio_out is None:
             return
+        if self._queue is not None:  # the muxer is not thread-safe: audio goes through the worker too
+            self._queue.put((self._mux_audio_now, (packet,)))
+        else:
+            self._mux_audio_now(packet)
+
+    def _mux_audio_now(self, packet: av.Packet) -> None:
         packet.stream = self.audio_out
         try:
             self.container.mux(packet)
@@ -108,12 +157,23 @@ class VideoSink:
             log.debug("dropped audio packet: %s", exc)
 
     def close(self) -> None:
-        """Flush the encoder and finalise the file; safe to call twice."""
+        """Flush the encoder and finalise the file; safe to call twice. With ``background``,
+        waits for the queued frames first and raises the worker's error, if any."""
+        if self._worker is not None:
+            assert self._queue is not None
+            self._queue.put(None)
+            self._worker.join()
+            self._worker = None
         if self.container is None:
             return
         try:
             for packet in self.stream.encode(None):
                 self.container.mux(packet)
+        except (av.error.FFmpegError, OSError):
+            if not self._failed:
+                raise
+            # else: the worker's error is the one to report (raised below)
         finally:
             self.container.close()
             self.container = None
+        self._raise_pending()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import make_video
 
-from stream.errors import InputError
+from stream.errors import InputError, OutputError
 from stream.sink import VideoSink
 from stream.source import VideoSource, frames_only, read_frames
 from stream.types import Frame
@@ -22,10 +22,12 @@ def test_source_reads_every_frame_with_times(tmp_path):
     assert frames[0].image.shape == (96, 160, 3) and frames[0].image.dtype == np.uint8
 
 
-def test_sink_round_trip_keeps_count_size_and_timing(tmp_path):
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "background"])
+def test_sink_round_trip_keeps_count_size_and_timing(tmp_path, background):
     src_path = make_video(tmp_path / "in.mp4", n_frames=15, fps=25)
     with VideoSource(src_path) as src:
-        sink = VideoSink(tmp_path / "out.mp4", src.info.width, src.info.height, src.info.fps, src.info.time_base)
+        sink = VideoSink(tmp_path / "out.mp4", src.info.width, src.info.height, src.info.fps, src.info.time_base,
+                         background=background)
         for f in frames_only(src):
             sink.write(f.image, f.pts_s)
         sink.close()
@@ -35,11 +37,13 @@ def test_sink_round_trip_keeps_count_size_and_timing(tmp_path):
         assert float(c.streams.video[0].average_rate) == pytest.approx(25, rel=0.01)
 
 
-def test_audio_is_copied_through(tmp_path):
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "background"])
+def test_audio_is_copied_through(tmp_path, background):
     src_path = make_video(tmp_path / "a.mp4", n_frames=25, fps=25, audio=True)
     with VideoSource(src_path) as src:
         assert src.info.audio is not None
-        sink = VideoSink(tmp_path / "o.mp4", 160, 96, 25, src.info.time_base, audio=src.info.audio)
+        sink = VideoSink(tmp_path / "o.mp4", 160, 96, 25, src.info.time_base, audio=src.info.audio,
+                         background=background)
         for item in src:
             if isinstance(item, Frame):
                 sink.write(item.image, item.pts_s)
@@ -102,3 +106,20 @@ def test_sink_fits_frames_of_another_size_into_its_own(tmp_path):
     assert len(frames) == 3 and {f.shape for f in frames} == {(96, 160, 3)}
     assert frames[1].mean() > 180
     assert frames[2][:, :45].mean() < 30 and frames[2][:, 62:98].mean() > 180
+
+
+def test_background_sink_reports_an_encoder_error_to_the_caller(tmp_path, monkeypatch):
+    sink = VideoSink(tmp_path / "o.mp4", 160, 96, 25, Fraction(1, 25), background=True)
+    sink.write(np.zeros((96, 160, 3), np.uint8), 0.0)
+
+    def disk_full(image, pts_s):
+        raise OutputError(f"cannot write {sink.path}: No space left on device")
+
+    monkeypatch.setattr(sink, "_write_now", disk_full)
+    sink.write(np.zeros((96, 160, 3), np.uint8), 0.04)  # queued; fails on the worker
+    with pytest.raises(OutputError, match="No space left"):
+        for i in range(2, 50):  # a later write (or close) raises it in this thread
+            sink.write(np.zeros((96, 160, 3), np.uint8), i / 25)
+        sink.close()
+    sink.close()  # safe to call again; the file holds the frame written before the error
+    assert len(read_frames(tmp_path / "o.mp4")) == 1
