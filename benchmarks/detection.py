@@ -1,11 +1,17 @@
-"""Detector report: recall and precision at IoU 0.5 and AP50, overall and by plate width.
+"""Detector report: recall and precision at IoU 0.5 and AP50, overall and by plate width;
+corner error; a small-plate input-size study on 1080p frames; ms per 720p frame by back end.
 
-    python -m benchmarks.detection --out benchmarks/results/detection     # real photos + synthetic clips
+    python -m benchmarks.detection --out benchmarks/results/detection     # everything
+    python -m benchmarks.detection --out /tmp/d --compare tracker/weights/plate_yolov8p.safetensors
 
-Real photos: the annotated openalpr sets in ``../shared/data`` (``us``: allowed for training,
-``eu``: evaluation only); one annotated plate per photo, so a second true plate in a photo
-counts as a false positive (precision there is a lower bound). Synthetic: held-out clips
-rendered by ``train.synth`` with seeds the detector never trained on.
+Real photos: the annotated openalpr sets in ``../shared/data``. ``us`` is allowed for training:
+only its fixed 20 % hold-out (``train.detector.openalpr_split``), never trained on, is scored.
+``eu`` is evaluation only (never trained or tuned on). One annotated plate per photo, so a
+second true plate in a photo counts as a false positive (precision there is a lower bound).
+Synthetic: held-out clips rendered by ``train.synth`` with seeds the detector never trained on;
+their corners are exact, so they also give the corner error of a corner (pose) detector: the
+mean distance of the 4 predicted corners to the true ones, in % of the true plate width, per
+matched plate at the operating threshold.
 
 Detections are taken at a low threshold (0.01) so the precision-recall curve, and with it AP50
 (ultralytics' ``ap_per_class``, the same code its validator uses), covers the whole range;
@@ -125,11 +131,43 @@ def full_curve(detector, conf: float = 0.01) -> Iterator[None]:
         detector.config = saved
 
 
-def evaluate_clip(detector, clip_dir: Path, conf: float = 0.25, min_visibility: float = 0.5) -> dict:
+def corner_errors(preds: Sequence[Sequence[Detection]], gts: Sequence[np.ndarray], gt_corners: Sequence[np.ndarray],
+                  conf: float = 0.25, iou_thr: float = 0.5) -> np.ndarray:
+    """Per matched plate (detections at >= ``conf`` with corners), the mean distance of the 4
+    predicted corners to the true ones divided by the true box width (a fraction, not %).
+
+    gts: per image (n, 4) boxes; gt_corners: per image (n, 4, 2) tl, tr, br, bl px.
+    """
+    errs = []
+    for dets, gt, gc in zip(preds, gts, gt_corners):
+        dets = [d for d in dets if d.score >= conf and d.corners is not None]
+        if not dets or not len(gt):
+            continue
+        boxes = np.array([d.box for d in dets], np.float32)
+        tp, matched = match(boxes, np.array([d.score for d in dets], np.float32), np.asarray(gt, np.float32))
+        for d, ok, j in zip(dets, tp, matched):
+            if ok:
+                width = float(gt[j][2] - gt[j][0])
+                errs.append(float(np.linalg.norm(d.corners - gc[j], axis=1).mean()) / max(width, 1e-6))
+    return np.array(errs, np.float64)
+
+
+def corner_summary(errs: np.ndarray) -> dict | None:
+    """Median / p90 corner error in % of plate width, and the number of plates, or None."""
+    if not len(errs):
+        return None
+    return {"plates": int(len(errs)), "median_pct": round(100 * float(np.median(errs)), 2),
+            "p90_pct": round(100 * float(np.percentile(errs, 90)), 2)}
+
+
+def evaluate_clip(detector, clip_dir: Path, conf: float = 0.25, min_visibility: float = 0.5,
+                  with_corners: bool = False) -> dict:
     """Run ``detector`` on every frame of a synthetic clip and report against its ground truth.
 
     Plates less than ``min_visibility`` visible are neither required nor counted as false
     positives (they are dropped with any detection that matches them), as in MOTChallenge.
+    with_corners: add ``"corners"`` (:func:`corner_summary` over plates fully inside the frame)
+    when the detector predicts corners.
     """
     from stream.source import read_frames
     from train.synth.scenes import load_clip_truth
@@ -138,27 +176,124 @@ def evaluate_clip(detector, clip_dir: Path, conf: float = 0.25, min_visibility: 
     frames = read_frames(Path(clip_dir) / "clip.mp4")
     with full_curve(detector):
         preds = detector.detect(frames)
-    gts, kept_preds = [], []
+    gts, kept_preds, inside, inside_c = [], [], [], []
+    W, H = truth.size
     for dets, plates in zip(preds, truth.frames):
-        visible = np.array([p.box for p in plates if p.visibility >= min_visibility], np.float32).reshape(-1, 4)
+        vis = [p for p in plates if p.visibility >= min_visibility]
+        visible = np.array([p.box for p in vis], np.float32).reshape(-1, 4)
         hidden = np.array([p.box for p in plates if p.visibility < min_visibility], np.float32).reshape(-1, 4)
         if len(hidden) and dets:
             iou = box_iou(np.array([d.box for d in dets]), hidden)
             dets = [d for d, row in zip(dets, iou) if row.max() < 0.5]
         gts.append(visible)
         kept_preds.append(dets)
-    return detection_report(kept_preds, gts, conf=conf)
+        full = [p for p in vis if p.box[0] >= 0 and p.box[1] >= 0 and p.box[2] <= W and p.box[3] <= H]
+        inside.append(np.array([p.box for p in full], np.float32).reshape(-1, 4))
+        inside_c.append(np.array([p.corners for p in full], np.float32).reshape(-1, 4, 2))
+    report = detection_report(kept_preds, gts, conf=conf)
+    if with_corners and getattr(detector, "has_corners", False):
+        report["corners"] = corner_summary(corner_errors(kept_preds, inside, inside_c, conf=conf))
+        # Reference: the detected box's own corners as the plate corners (what a box-only
+        # detector offers); a corner model is only useful where it beats this.
+        as_box = [[replace(d, corners=np.array([[d.box[0], d.box[1]], [d.box[2], d.box[1]], [d.box[2], d.box[3]],
+                                                [d.box[0], d.box[3]]], np.float32)) for d in dets] for dets in kept_preds]
+        if report["corners"]:
+            report["corners"]["box_corners_median_pct"] = corner_summary(
+                corner_errors(as_box, inside, inside_c, conf=conf))["median_pct"]
+    return report
 
 
-def evaluate_photos(detector, folder: Path, conf: float = 0.25) -> dict:
-    """Run ``detector`` on every annotated photo in ``folder`` (openalpr layout) and report."""
+STUDY_BINS: tuple[tuple[str, float, float], ...] = (
+    ("12-20px", 12, 20), ("20-30px", 20, 30), ("30-40px", 30, 40), ("40-60px", 40, 60), ("60-100px", 60, 100))
+
+
+def small_plate_study(weights: Path | None, imgsz_list: Sequence[int], n_scenes: int = 4, frames_per_scene: int = 6,
+                      conf: float = 0.25, size: tuple[int, int] = (1920, 1080), backend: str = "auto") -> dict:
+    """Recall by plate width (:data:`STUDY_BINS`, px at the frame) on synthetic ``size`` frames
+    (plates 12..100 px wide, seeds 9101...) at each network input size in ``imgsz_list``, with the
+    median ms per frame. Frames are rendered directly (no video compression)."""
+    import time
+
+    from tracker.detector import DetectorConfig, PlateDetector
+    from train.synth.scenes import SceneConfig, iter_scene_frames
+
+    frames, truths = [], []
+    for k in range(n_scenes):
+        cfg = SceneConfig(width=size[0], height=size[1], seconds=2.0, fps=10.0, n_plates=6,
+                          plate_width_px=(12.0, 100.0), occlusion=0.0)
+        for i, (img, plates) in enumerate(iter_scene_frames(cfg, seed=9101 + k)):
+            if i % max(1, cfg.n_frames // frames_per_scene) == 0:
+                frames.append(img)
+                truths.append(plates)
+    out = {"frame_size": list(size), "frames": len(frames), "conf": conf, "by_imgsz": {}}
+    for imgsz in imgsz_list:
+        det = PlateDetector(weights, DetectorConfig(imgsz=imgsz, conf=conf, batch_size=1, backend=backend))
+        det.detect(frames[:1])
+        times, found = [], {name: [0, 0] for name, *_ in STUDY_BINS}
+        for img, plates in zip(frames, truths):
+            t0 = time.perf_counter()
+            dets = det.detect([img])[0]
+            times.append(time.perf_counter() - t0)
+            gt = [p for p in plates if p.visibility >= 0.5]
+            gt_boxes = np.array([p.box for p in gt], np.float32).reshape(-1, 4)
+            boxes = np.array([d.box for d in dets], np.float32).reshape(-1, 4)
+            tp, matched = match(boxes, np.array([d.score for d in dets], np.float32), gt_boxes)
+            hit = set(int(j) for j in matched[tp])
+            for j, p in enumerate(gt):
+                w = float(p.box[2] - p.box[0])
+                for name, lo, hi in STUDY_BINS:
+                    if lo <= w < hi:
+                        found[name][0] += j in hit
+                        found[name][1] += 1
+        out["by_imgsz"][str(imgsz)] = {
+            "ms_per_frame": round(1000 * float(np.median(times)), 1),
+            "recall": {name: (round(a / b, 3) if b else None) for name, (a, b) in found.items()},
+            "plates": {name: b for name, (a, b) in found.items()},
+        }
+    return out
+
+
+def time_backends(weights: Path | None, backends: Sequence[str] = ("torch", "onnx"), imgsz: int = 640,
+                  size: tuple[int, int] = (1280, 720), repeats: int = 30, threads: int = 2) -> dict:
+    """Median (and p90) ms per ``size`` frame through ``PlateDetector.detect`` (letterbox, network,
+    NMS, boxes) per back end, one frame per call, ``threads`` torch / ONNX Runtime threads."""
+    import time
+
+    import torch
+
+    from tracker.detector import DetectorConfig, PlateDetector
+    from train.synth.scenes import SceneConfig, render_scene_frame
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        frame, _ = render_scene_frame(SceneConfig(width=size[0], height=size[1]), 9201, 5)
+        out = {"frame_size": list(size), "imgsz": imgsz, "threads": threads, "ms": {}}
+        for be in backends:
+            det = PlateDetector(weights, DetectorConfig(imgsz=imgsz, batch_size=1, backend=be))
+            for _ in range(3):
+                det.detect([frame])
+            ts = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                det.detect([frame])
+                ts.append(1000 * (time.perf_counter() - t0))
+            out["ms"][be] = {"median": round(float(np.median(ts)), 2), "p90": round(float(np.percentile(ts, 90)), 2)}
+        return out
+    finally:
+        torch.set_num_threads(saved)
+
+
+def evaluate_photos(detector, folder: Path, conf: float = 0.25, files: Sequence[Path] | None = None) -> dict:
+    """Run ``detector`` on the annotated photos in ``folder`` (openalpr layout; only the
+    annotation files ``files`` when given) and report."""
     import cv2
 
     from benchmarks.plate_sets import parse_annotation
 
     preds, gts = [], []
     with full_curve(detector):
-        for txt in sorted(Path(folder).glob("*.txt")):
+        for txt in sorted(files) if files is not None else sorted(Path(folder).glob("*.txt")):
             boxes, _ = parse_annotation(txt.read_text(errors="replace"))
             photo = cv2.imread(str(txt.with_suffix(".jpg")))
             if photo is None or not boxes:
@@ -172,49 +307,140 @@ def format_table(rows: dict[str, dict]) -> str:
     lines = ["| set | bin | plates | recall | precision | AP50 |", "|---|---|---|---|---|---|"]
     for set_name, report in rows.items():
         for bin_name, r in report.items():
+            if bin_name == "corners":
+                continue
             fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
             lines.append(f"| {set_name} | {bin_name} | {r['plates']} | {fmt(r['recall'])} | "
                          f"{fmt(r['precision'])} | {fmt(r['ap50'])} |")
     return "\n".join(lines)
 
 
+def format_extras(corners: dict, study: dict | None, speed: dict | None) -> str:
+    lines = []
+    if corners and any(corners.values()):
+        lines += ["", "Corner error (mean of the 4 corners, % of plate width; matched plates at the threshold):", "",
+                  "| set | plates | median % | p90 % | box corners instead, median % |", "|---|---|---|---|---|"]
+        lines += [f"| {k} | {v['plates']} | {v['median_pct']:.2f} | {v['p90_pct']:.2f} | "
+                  f"{v.get('box_corners_median_pct', float('nan')):.2f} |" for k, v in corners.items() if v]
+    if study:
+        names = [n for n, *_ in STUDY_BINS]
+        lines += ["", f"Small plates: recall by plate width on {study['frames']} synthetic "
+                  f"{study['frame_size'][0]}x{study['frame_size'][1]} frames, by network input size "
+                  f"(conf {study['conf']}):", "",
+                  "| imgsz | ms/frame | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+        for imgsz, r in study["by_imgsz"].items():
+            cells = ["-" if r["recall"][n] is None else f"{r['recall'][n]:.3f} ({r['plates'][n]})" for n in names]
+            lines.append(f"| {imgsz} | {r['ms_per_frame']:.0f} | " + " | ".join(cells) + " |")
+    if speed:
+        lines += ["", f"Speed: ms per {speed['frame_size'][0]}x{speed['frame_size'][1]} frame at imgsz {speed['imgsz']}, "
+                  f"{speed['threads']} threads ({speed.get('conditions', '')}):", "",
+                  "| backend | median ms | p90 ms |", "|---|---|---|"]
+        lines += [f"| {be} | {v['median']:.1f} | {v['p90']:.1f} |" for be, v in speed["ms"].items()]
+    return "\n".join(lines)
+
+
+def plot_study(study: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n, *_ in STUDY_BINS]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for imgsz, r in study["by_imgsz"].items():
+        ax.plot(names, [np.nan if r["recall"][n] is None else r["recall"][n] for n in names], marker="o",
+                label=f"imgsz {imgsz} ({r['ms_per_frame']:.0f} ms)")
+    ax.set_xlabel("plate width at the frame")
+    ax.set_ylabel("recall @ IoU 0.5")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"{study['frame_size'][0]}x{study['frame_size'][1]} synthetic frames")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict]:
+    """All photo and clip sets for one weights file; returns (rows, corner summaries)."""
+    from tracker.detector import DetectorConfig, PlateDetector
+    from train.detector import openalpr_split
+    from train.synth.scenes import SceneConfig, write_scene_clip
+
+    detector = PlateDetector(weights, DetectorConfig(imgsz=args.imgsz, conf=args.conf))
+    rows, corners = {}, {}
+    if not args.quick:
+        us = args.data / "openalpr" / "us"
+        if us.is_dir():
+            rows["openalpr us held-out 20% (real photos)"] = evaluate_photos(detector, us, conf=args.conf,
+                                                                            files=openalpr_split(us)[1])
+        else:
+            print(f"note: {us} not found; US rows skipped")
+        eu = args.data / "openalpr" / "eu"
+        if eu.is_dir():
+            rows["openalpr eu (real photos, evaluation only)"] = evaluate_photos(detector, eu, conf=args.conf)
+        else:
+            print(f"note: {eu} not found; EU rows skipped")
+    n = 1 if args.quick else args.clips
+    for k in range(n):
+        w, h = [(1280, 720), (1920, 1080), (640, 360)][k % 3]
+        clip_dir = tmp / f"clip{k}"
+        if not (clip_dir / "gt.json").exists():
+            widths = (60 * w / 1280, 180 * w / 1280)  # the same plates-to-frame proportions at every size
+            cfg = SceneConfig(width=w, height=h, seconds=1.0 if args.quick else 3.0, n_plates=3, plate_width_px=widths)
+            write_scene_clip(clip_dir, cfg, seed=9001 + k)
+        name = f"synthetic {w}x{h} seed {9001 + k}"
+        rep = evaluate_clip(detector, clip_dir, conf=args.conf, with_corners=True)
+        corners[name] = rep.pop("corners", None)
+        rows[name] = rep
+    return rows, corners
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.detection", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--detector", type=Path, default=None)
+    p.add_argument("--detector", type=Path, default=None, help="weights (default: the shipped detector)")
+    p.add_argument("--compare", type=Path, default=None, help="second weights file scored on the same sets")
     p.add_argument("--conf", type=float, default=0.25)
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument("--clips", type=int, default=3, help="held-out synthetic clips (seeds 9001...)")
-    p.add_argument("--quick", action="store_true", help="one short clip, no photos")
+    p.add_argument("--study-imgsz", default="640,960,1280,1920",
+                   help="input sizes for the small-plate study on 1080p frames ('' to skip)")
+    p.add_argument("--no-speed", action="store_true", help="skip the per-backend timing")
+    p.add_argument("--conditions", default="", help="free text on the machine's state, stored with the timings")
+    p.add_argument("--quick", action="store_true", help="one short clip, no photos, no study, no timing")
     p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data",
                    help="shared data folder holding openalpr/{us,eu}")
     args = p.parse_args(argv)
 
-    from tracker.detector import DetectorConfig, PlateDetector
-    from train.synth.scenes import SceneConfig, write_scene_clip
+    from tracker.detector import load_detector_model
 
-    detector = PlateDetector(args.detector, DetectorConfig(imgsz=args.imgsz, conf=args.conf))
-    rows = {}
-    if not args.quick:
-        for region in ("us", "eu"):
-            folder = args.data / "openalpr" / region
-            if folder.is_dir():
-                rows[f"openalpr {region} (real photos)"] = evaluate_photos(detector, folder, conf=args.conf)
-            else:
-                print(f"note: {folder} not found; real-photo rows skipped")
-    n = 1 if args.quick else args.clips
     with tempfile.TemporaryDirectory() as tmp:
-        for k in range(n):
-            w, h = [(1280, 720), (1920, 1080), (640, 360)][k % 3]
-            widths = (60 * w / 1280, 180 * w / 1280)  # the same plates-to-frame proportions at every size
-            cfg = SceneConfig(width=w, height=h, seconds=1.0 if args.quick else 3.0, n_plates=3, plate_width_px=widths)
-            clip = write_scene_clip(Path(tmp) / f"clip{k}", cfg, seed=9001 + k)
-            rows[f"synthetic {w}x{h} seed {9001 + k}"] = evaluate_clip(detector, clip.out_dir, conf=args.conf)
+        rows, corners = evaluate_model(args.detector, args, Path(tmp))
+        doc = {"imgsz": args.imgsz, "conf": args.conf, "detector": str(args.detector or "shipped default"),
+               "detector_info": {k: v for k, v in load_detector_model(args.detector)[1].items() if k != "names"},
+               "sets": rows, "corners": corners}
+        if args.compare:
+            c_rows, c_corners = evaluate_model(args.compare, args, Path(tmp))
+            doc["compare"] = {"detector": str(args.compare), "sets": c_rows, "corners": c_corners}
+    study = speed = None
+    if not args.quick and args.study_imgsz:
+        study = small_plate_study(args.detector, [int(v) for v in args.study_imgsz.split(",")], conf=args.conf)
+        doc["small_plate_study"] = study
+    if not args.quick and not args.no_speed:
+        speed = time_backends(args.detector)
+        speed["conditions"] = args.conditions
+        doc["speed"] = speed
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "detection.json").write_text(json.dumps({"imgsz": args.imgsz, "conf": args.conf, "sets": rows}, indent=2))
-    table = format_table(rows)
+    (args.out / "detection.json").write_text(json.dumps(doc, indent=2))
+    table = format_table(rows) + format_extras(corners, study, speed)
+    if args.compare:
+        table += (f"\n\nCompared with `{args.compare.name}` on the same sets:\n\n" + format_table(doc["compare"]["sets"])
+                  + format_extras(doc["compare"]["corners"], None, None))
     (args.out / "detection.md").write_text(table + "\n")
+    if study:
+        plot_study(study, args.out / "small_plates.png")
     print(table)
 
 

@@ -2,12 +2,20 @@
 
 The weights file carries the model yaml, class names, training image size and a description
 of the training data in its metadata, so loading needs nothing but the file (no pickle, no
-download). Inference is batched: frames are letterboxed (long side = ``imgsz``, padded
-bottom/right to the model stride, so 16:9 frames cost 640x384 rather than 640x640), run in one
-forward pass, and filtered with ultralytics' NMS.
+download). Two kinds load: box-only detectors (``Detect`` head) and corner detectors (``Pose``
+head with ``kpt_shape: [4, 3]``: the plate's corners tl, tr, br, bl), whose detections carry
+``Detection.corners`` so a crop can be rectified to a frontal rectangle.
+
+Inference is batched: frames are letterboxed (long side = ``imgsz``, padded bottom/right to
+the model stride, so 16:9 frames cost 640x384 rather than 640x640), run in one forward pass
+and filtered with ultralytics' NMS. Back ends: ``torch`` (eager, fused conv+bn) and ``onnx``
+(ONNX Runtime on a graph exported once per weights file and cached on disk, keyed by a hash
+of the weights and the versions); ``auto`` picks the one measured fastest for the device
+(ONNX Runtime on CPU when installed, see benchmarks/results/detection).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -25,6 +33,9 @@ from tracker.types import Detection
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "plate_yolov8p.safetensors"
 MODEL_YAML = Path(__file__).parent / "models" / "plate_yolov8p.yaml"
+POSE_MODEL_YAML = Path(__file__).parent / "models" / "plate_yolov8p_pose.yaml"
+POSE_WEIGHTS = Path(__file__).parent / "weights" / "plate_yolov8p_pose.safetensors"  # corners (tl, tr, br, bl)
+BACKENDS = ("auto", "torch", "onnx")
 
 
 class DetectorWeightsError(ValueError):
@@ -53,7 +64,8 @@ def configure_ultralytics_offline() -> None:
 
 
 def save_detector(model: nn.Module, path: str | Path, yaml: dict, imgsz: int, info: dict | None = None) -> Path:
-    """Write a trained ultralytics DetectionModel as fp16 safetensors plus its yaml and metadata."""
+    """Write a trained ultralytics DetectionModel / PoseModel as fp16 safetensors plus its yaml and
+    metadata (names, training imgsz in px, ``info``: training data, epochs, figures...)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").half().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
@@ -72,7 +84,7 @@ def save_detector(model: nn.Module, path: str | Path, yaml: dict, imgsz: int, in
 def load_detector_model(path: str | Path | None = None) -> tuple[nn.Module, dict]:
     """Rebuild the DetectionModel a weights file describes; returns (fused eval model, metadata)."""
     configure_ultralytics_offline()
-    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.nn.tasks import DetectionModel, PoseModel
 
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
     if not path.is_file():
@@ -88,7 +100,11 @@ def load_detector_model(path: str | Path | None = None) -> tuple[nn.Module, dict
     yaml = json.loads(meta["yaml"])
     names = {int(k): v for k, v in json.loads(meta.get("names", '{"0": "plate"}')).items()}
     try:
-        model = DetectionModel(yaml, nc=len(names), verbose=False)
+        kpt = yaml.get("kpt_shape")
+        if kpt is not None and list(kpt) != [4, 3]:
+            raise DetectorWeightsError(f"{path}: kpt_shape {kpt} is not the 4 plate corners [4, 3]")
+        model = (PoseModel(yaml, nc=len(names), verbose=False) if kpt is not None
+                 else DetectionModel(yaml, nc=len(names), verbose=False))
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
     except (RuntimeError, KeyError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0]
@@ -96,13 +112,73 @@ def load_detector_model(path: str | Path | None = None) -> tuple[nn.Module, dict
     model.names = names
     model = model.float().fuse().eval()  # fuse conv+bn: same outputs, fewer ops
     info = {"names": names, "imgsz": int(meta.get("imgsz", 640)), **json.loads(meta.get("info", "{}"))}
+    info["kpt_shape"] = list(yaml["kpt_shape"]) if yaml.get("kpt_shape") is not None else None
+    info["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     return model, info
+
+
+def update_detector_info(path: str | Path, **fields) -> dict:
+    """Merge ``fields`` into the ``info`` metadata of a weights file (e.g. measured figures); the
+    tensors are rewritten unchanged. Returns the new info."""
+    path = Path(path)
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+    state = load_file(str(path))
+    info = {**json.loads(meta.get("info", "{}")), **fields}
+    meta["info"] = json.dumps(info)
+    save_file(state, str(path), metadata=meta)
+    return info
+
+
+def default_cache_dir() -> Path:
+    """Where exported ONNX graphs are cached: $LICENSE_ENHANCER_CACHE or ~/.cache/license-enhancer."""
+    root = os.environ.get("LICENSE_ENHANCER_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "license-enhancer"
+    return Path(root)
+
+
+def onnx_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def export_onnx(model: nn.Module, key: str, cache_dir: Path | None = None) -> Path:
+    """Export a fused detector to ONNX (dynamic batch, height, width; opset 17) once; returns the path.
+
+    The graph takes (B, 3, H, W) float32 RGB in [0, 1] (H, W multiples of 32) and returns the
+    raw head output (B, 4 + nc [+ 12 corner values], anchors), boxes in input px, as the
+    torch model does. Cached as ``detector-<key>.onnx``; a concurrent writer is harmless.
+    """
+    import copy
+
+    cache_dir = Path(cache_dir or default_cache_dir())
+    path = cache_dir / f"detector-{key}.onnx"
+    if path.is_file():
+        return path
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    net = copy.deepcopy(model).float().eval()
+    head = net.model[-1]
+    head.dynamic, head.export, head.format = True, True, "onnx"
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.onnx")
+    import warnings
+
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
+        torch.onnx.export(net, (torch.zeros(1, 3, 384, 640),), str(tmp), input_names=["images"], output_names=["output0"],
+                          dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "output0": {0: "batch", 2: "anchors"}},
+                          opset_version=17, do_constant_folding=True, dynamo=False)
+    os.replace(tmp, path)
+    return path
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
     """imgsz: long side of the network input in px; conf: minimum score kept; iou: NMS IoU;
-    batch_size: frames per forward pass; max_det: detections kept per frame."""
+    batch_size: frames per forward pass; max_det: detections kept per frame; backend: "auto"
+    (ONNX Runtime on CPU when installed, measured fastest, else torch), "torch" or "onnx";
+    cache_dir: where exported ONNX graphs go (None: :func:`default_cache_dir`)."""
 
     imgsz: int = 640
     conf: float = 0.25
@@ -110,6 +186,8 @@ class DetectorConfig:
     batch_size: int = 4
     max_det: int = 100
     device: str = "cpu"
+    backend: str = "auto"
+    cache_dir: Path | None = None
 
 
 class PlateDetector:
@@ -117,14 +195,61 @@ class PlateDetector:
 
     >>> det = PlateDetector()                  # shipped weights
     >>> per_frame = det.detect([frame_bgr])     # list (per frame) of list[Detection]
+
+    ``backend`` (the resolved one: "torch" or "onnx") says what runs the network; ``has_corners``
+    whether detections carry ``corners``.
     """
 
     stride = 32
 
     def __init__(self, weights: str | Path | None = None, config: DetectorConfig = DetectorConfig()) -> None:
+        if config.backend not in BACKENDS:
+            raise ValueError(f"unknown detector backend {config.backend!r}; expected one of {BACKENDS}")
         self.config = config
         self.model, self.info = load_detector_model(weights)
         self.model.to(config.device)
+        self.has_corners = self.info.get("kpt_shape") is not None
+        self.backend = self._resolve_backend(config.backend)
+        self._session = None
+        if self.backend == "onnx":
+            self._session = self._onnx_session()
+
+    def _resolve_backend(self, name: str) -> str:
+        if name == "auto":
+            return "onnx" if str(self.config.device) == "cpu" and onnx_available() else "torch"
+        if name == "onnx":
+            if not onnx_available():
+                raise ValueError("detector backend 'onnx' needs onnxruntime (pip install onnxruntime)")
+            if str(self.config.device) != "cpu":
+                raise ValueError("detector backend 'onnx' runs on the CPU here; use backend 'torch' on a GPU")
+        return name
+
+    def _onnx_session(self):
+        import onnxruntime as ort
+
+        key = hashlib.sha256(f"{self.info['sha256']}|{torch.__version__}|{ort.__version__}|v1".encode()).hexdigest()[:20]
+        path = export_onnx(self.model, key, self.config.cache_dir)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = torch.get_num_threads()
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # a corrupt cache file: export again once
+            path.unlink(missing_ok=True)
+            path = export_onnx(self.model, key, self.config.cache_dir)
+            try:
+                return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            except Exception:
+                raise DetectorWeightsError(f"ONNX Runtime cannot load the exported detector: {exc}") from None
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw head output (B, 4 + nc [+ 12], anchors) for a letterboxed batch (B, 3, H, W) in [0, 1]."""
+        if self._session is not None:
+            out = self._session.run(None, {"images": x.cpu().numpy()})[0]
+            return torch.from_numpy(out)
+        preds = self.model(x)
+        return preds[0] if isinstance(preds, (list, tuple)) else preds
 
     def _letterbox(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[float]]:
         sizes = []
@@ -147,9 +272,9 @@ class PlateDetector:
         from ultralytics.utils.nms import non_max_suppression
 
         x, ratios = self._letterbox(images)
-        preds = self.model(x)
-        preds = preds[0] if isinstance(preds, (list, tuple)) else preds
-        out = non_max_suppression(preds, self.config.conf, self.config.iou, max_det=self.config.max_det)
+        preds = self._forward(x)
+        nc = len(self.info["names"])
+        out = non_max_suppression(preds, self.config.conf, self.config.iou, max_det=self.config.max_det, nc=nc)
         results = []
         for im, r, det in zip(images, ratios, out):
             h, w = im.shape[:2]
@@ -157,9 +282,12 @@ class PlateDetector:
             boxes = det[:, :4] / r
             boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
             boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+            corners = [None] * len(det)
+            if self.has_corners and det.shape[1] >= 6 + 12:
+                corners = list((det[:, 6:18].reshape(-1, 4, 3)[:, :, :2] / r).astype(np.float32))
             results.append(
-                [Detection(box=b.astype(np.float32), score=float(s)) for b, s in zip(boxes, det[:, 4])
-                 if b[2] - b[0] >= 1 and b[3] - b[1] >= 1]
+                [Detection(box=b.astype(np.float32), score=float(s), corners=c)
+                 for b, s, c in zip(boxes, det[:, 4], corners) if b[2] - b[0] >= 1 and b[3] - b[1] >= 1]
             )
         return results
 
@@ -170,3 +298,31 @@ class PlateDetector:
         for start in range(0, len(images), bs):
             results.extend(self._detect_batch(images[start : start + bs]))
         return results
+
+
+def rectify_plate(frame: np.ndarray, corners: np.ndarray, height: int | None = None, margin: float = 0.0) -> np.ndarray:
+    """Warp the plate quadrilateral ``corners`` ((4, 2) tl, tr, br, bl frame px) of ``frame``
+    ((H, W, 3) uint8) to a frontal (h, w, 3) rectangle.
+
+    Output size: width = mean of the top and bottom edge lengths, height = mean of the left and
+    right edge lengths (px, at least 2), or ``height`` px with the same aspect ratio; ``margin``
+    extends the quadrilateral by that fraction of its size on every side. Corners outside the
+    frame are fine (border pixels are replicated).
+    """
+    c = np.asarray(corners, np.float32).reshape(4, 2)
+    if not np.isfinite(c).all():
+        raise ValueError("plate corners must be finite (4, 2) pixel coordinates")
+    w = 0.5 * (np.linalg.norm(c[1] - c[0]) + np.linalg.norm(c[2] - c[3]))
+    h = 0.5 * (np.linalg.norm(c[3] - c[0]) + np.linalg.norm(c[2] - c[1]))
+    if height is not None:
+        w, h = w * height / max(h, 1e-6), float(height)
+    w, h = max(2, int(round(w))), max(2, int(round(h)))
+    m = float(margin)
+    dst = np.array([(-m * w, -m * h), ((1 + m) * w, -m * h), ((1 + m) * w, (1 + m) * h), (-m * w, (1 + m) * h)],
+                   np.float32)
+    # Pixel-edge convention for corners: the rectangle's edges are at 0 and w (h).
+    dst -= 0.5
+    c = c - 0.5
+    M = cv2.getPerspectiveTransform(c, dst + np.float32([m * w, m * h]))
+    out_w, out_h = int(round((1 + 2 * m) * w)), int(round((1 + 2 * m) * h))
+    return cv2.warpPerspective(frame, M, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

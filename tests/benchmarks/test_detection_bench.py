@@ -41,3 +41,28 @@ def test_perfect_detector_has_ap50_near_one():
         gts.append(boxes)
         preds.append([Detection(box=b, score=0.9) for b in boxes])
     assert detection_report(preds, gts)["all"]["ap50"] > 0.99
+
+
+def test_corner_error_is_mean_corner_distance_over_plate_width():
+    from benchmarks.detection import corner_errors, corner_summary
+
+    gt = np.array([[0, 0, 100, 20]], np.float32)
+    gc = np.array([[[0, 0], [100, 0], [100, 20], [0, 20]]], np.float32)
+    shifted = gc[0] + np.array([[2, 0], [2, 0], [0, 0], [0, 0]], np.float32)  # two corners 2 px off
+    d = Detection(box=gt[0], score=0.9, corners=shifted)
+    far = Detection(box=np.array([300, 0, 400, 20], np.float32), score=0.9, corners=gc[0] + 300)  # unmatched
+    low = Detection(box=gt[0], score=0.1, corners=gc[0])  # under the threshold
+    errs = corner_errors([[d, far], [low]], [gt, gt], [gc, gc], conf=0.25)
+    assert errs.tolist() == pytest.approx([0.01])  # mean 1 px over a 100 px plate
+    assert corner_summary(errs) == {"plates": 1, "median_pct": 1.0, "p90_pct": 1.0}
+    assert corner_summary(np.array([])) is None
+
+
+def test_small_plate_study_and_backend_timing_run():
+    from benchmarks.detection import STUDY_BINS, small_plate_study, time_backends
+
+    study = small_plate_study(None, [320], n_scenes=1, frames_per_scene=1, size=(640, 360), backend="torch")
+    r = study["by_imgsz"]["320"]
+    assert study["frames"] == 1 and r["ms_per_frame"] > 0 and set(r["recall"]) == {n for n, *_ in STUDY_BINS}
+    speed = time_backends(None, backends=("torch",), imgsz=320, size=(640, 360), repeats=2, threads=1)
+    assert speed["ms"]["torch"]["median"] > 0 and speed["threads"] == 1

@@ -46,3 +46,92 @@ def test_unreadable_weights(tmp_path):
         PlateDetector(bad)
     with pytest.raises(DetectorWeightsError, match="not found"):
         PlateDetector(tmp_path / "none.safetensors")
+
+
+# ----------------------------------------------------------------------------- corners, back ends
+from tracker.detector import POSE_WEIGHTS, rectify_plate  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def pose_detector(tmp_path_factory):
+    return PlateDetector(POSE_WEIGHTS)  # auto: ONNX Runtime on CPU
+
+
+def test_pose_weights_describe_their_corners():
+    assert POSE_WEIGHTS.stat().st_size < 5 * 2**20
+    _, info = load_detector_model(POSE_WEIGHTS)
+    assert info["kpt_shape"] == [4, 3] and "tl, tr, br, bl" in info["keypoints"]
+    assert "openalpr us" in info["trained_on"] and " eu " not in info["trained_on"]
+
+
+def test_pose_detector_finds_plates_and_their_corners(pose_detector, clip_3s):
+    report = evaluate_clip(pose_detector, clip_3s.out_dir, with_corners=True)
+    assert report["all"]["recall"] >= 0.9 and report["all"]["precision"] >= 0.8, report
+    # Corner error: median over matched plates, in % of the plate width. The shipped pose model
+    # is under-trained (5 epochs on 2 shared cores): measured 23-34 %, far from the 3 % target and
+    # worse than the box's own corners (4-7 %). This guards against regressions only.
+    c = report["corners"]
+    assert c["plates"] > 50 and c["median_pct"] <= 45.0, c
+
+
+def test_corners_are_frame_pixels_in_tl_tr_br_bl_order(pose_detector, clip_3s):
+    from stream.source import read_frames
+
+    frame = read_frames(clip_3s.video_path)[10]
+    dets = pose_detector.detect([frame])[0]
+    assert dets
+    for d in dets:
+        c = d.corners
+        assert c.shape == (4, 2) and c.dtype == np.float32
+        assert c[0, 0] < c[1, 0] and c[3, 0] < c[2, 0] and c[0, 1] < c[3, 1] and c[1, 1] < c[2, 1]
+        centre = c.mean(0)
+        assert d.box[0] <= centre[0] <= d.box[2] and d.box[1] <= centre[1] <= d.box[3]
+        crop = rectify_plate(frame, c)
+        assert crop.ndim == 3 and crop.shape[1] > crop.shape[0]  # plates are wider than high
+
+
+def test_box_only_weights_have_no_corners(detector):
+    assert not detector.has_corners
+    out = detector.detect([np.zeros((64, 64, 3), np.uint8)])[0]
+    assert all(d.corners is None for d in out)
+
+
+def test_onnx_backend_matches_torch_and_caches(tmp_path, clip_3s):
+    from stream.source import read_frames
+
+    frames = read_frames(clip_3s.video_path)[::45]
+    t = PlateDetector(POSE_WEIGHTS, DetectorConfig(backend="torch"))
+    o = PlateDetector(POSE_WEIGHTS, DetectorConfig(backend="onnx", cache_dir=tmp_path))
+    assert o.backend == "onnx" and t.backend == "torch"
+    cached = list(tmp_path.glob("detector-*.onnx"))
+    assert len(cached) == 1
+    mtime = cached[0].stat().st_mtime_ns
+    for a, b in zip(t.detect(frames), o.detect(frames)):
+        assert len(a) == len(b)
+        for da, db in zip(a, b):
+            assert np.abs(da.box - db.box).max() < 0.5 and abs(da.score - db.score) < 1e-3
+            assert np.abs(da.corners - db.corners).max() < 0.5
+    PlateDetector(POSE_WEIGHTS, DetectorConfig(backend="onnx", cache_dir=tmp_path))  # reuses the export
+    assert cached[0].stat().st_mtime_ns == mtime
+
+
+def test_auto_backend_and_bad_backend():
+    assert PlateDetector(config=DetectorConfig(backend="auto")).backend == "onnx"  # measured fastest on CPU
+    with pytest.raises(ValueError, match="unknown detector backend"):
+        PlateDetector(config=DetectorConfig(backend="tensorflow"))
+
+
+def test_rectify_plate_undoes_a_perspective():
+    import cv2
+
+    src = np.zeros((40, 120, 3), np.uint8)
+    src[:, :60] = 200  # left half bright
+    quad = np.float32([[30, 10], [150, 25], [145, 70], [25, 60]])
+    M = cv2.getPerspectiveTransform(np.float32([[-.5, -.5], [119.5, -.5], [119.5, 39.5], [-.5, 39.5]]), quad - 0.5)
+    frame = cv2.warpPerspective(src, M, (200, 100))
+    out = rectify_plate(frame, quad)
+    w = out.shape[1]
+    assert out[:, : int(w * 0.45)].mean() > 180 and out[:, int(w * 0.55):].mean() < 20
+    assert rectify_plate(frame, quad, height=32).shape[0] == 32
+    with pytest.raises(ValueError, match="finite"):
+        rectify_plate(frame, np.full((4, 2), np.nan))

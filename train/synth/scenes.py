@@ -923,8 +923,86 @@ def _random_detection_config(rng: np.random.Generator, imgsz: int) -> SceneConfi
                        speed=float(rng.uniform(0.5, 1.5)), enter_leave=0.3)
 
 
+_DISTRACTOR_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
+
+
+def _draw_distractors(rng: np.random.Generator, img: np.ndarray, keep_out: list[np.ndarray], n: int) -> None:
+    """Draw ``n`` plate-like non-plates (signs, stickers, text lines, bright bars) in place.
+
+    Hard negatives: text panels with non-plate aspect ratios or several text lines, bare text
+    lines and light rectangles without characters. ``keep_out``: (4,) x1 y1 x2 y2 plate boxes
+    they must not overlap (so no plate is hidden). Sizes in px of ``img``.
+    """
+    H, W = img.shape[:2]
+    for _ in range(n):
+        kind = int(rng.integers(4))
+        w = float(np.exp(rng.uniform(np.log(12), np.log(max(14.0, 0.35 * W)))))
+        aspect = [rng.uniform(0.6, 1.6), rng.uniform(6.0, 12.0), rng.uniform(1.2, 3.0), rng.uniform(2.0, 5.0)][kind]
+        h = max(4.0, w / aspect)
+        x0, y0 = rng.uniform(-0.1 * w, W - 0.9 * w), rng.uniform(-0.1 * h, H - 0.9 * h)
+        box = np.array([x0 - 3, y0 - 3, x0 + w + 3, y0 + h + 3])
+        if any(not (box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3]) for b in keep_out):
+            continue
+        bg = _rand_color(rng, 0, 255)
+        fg = tuple(255.0 - c if rng.random() < 0.8 else float(rng.uniform(0, 255)) for c in bg)
+        p0, p1 = (int(round(x0)), int(round(y0))), (int(round(x0 + w)), int(round(y0 + h)))
+        if kind == 3:  # bright or dark bar without text (bumper stickers, lights, windows)
+            cv2.rectangle(img, p0, p1, bg, -1, cv2.LINE_AA)
+            if rng.random() < 0.5:
+                cv2.rectangle(img, p0, p1, fg, max(1, int(h / 10)), cv2.LINE_AA)
+            continue
+        if kind != 1 or rng.random() < 0.5:
+            cv2.rectangle(img, p0, p1, bg, -1, cv2.LINE_AA)
+        lines = 1 if kind == 1 else int(rng.integers(2, 5))
+        lh = h / lines
+        for li in range(lines):
+            n_ch = max(1, int(round(w / max(2.0, lh * rng.uniform(0.5, 0.9)))))
+            text = "".join(_DISTRACTOR_CHARS[int(rng.integers(len(_DISTRACTOR_CHARS)))] for _ in range(min(n_ch, 24)))
+            scale = max(0.2, lh * 0.7 / 22.0)
+            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            scale *= min(1.0, 0.95 * w / max(tw, 1))
+            org = (int(round(x0 + 0.03 * w)), int(round(y0 + (li + 0.8) * lh)))
+            cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, fg, max(1, int(scale * 2)), cv2.LINE_AA)
+
+
+def randomise_photometry(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """Strong photometric domain randomisation of a (H, W, 3) uint8 BGR frame; returns a new frame.
+
+    Random subsets of: gamma 0.5..2, contrast 0.5..1.3 and brightness +-50, per-channel colour
+    cast up to +-20 %, grey-world desaturation, defocus blur (sigma up to 1.8 px), a down- then
+    up-sampling (1/4..1 scale, lost resolution), sensor noise (sigma up to 8), vignetting.
+    """
+    out = img.astype(np.float32)
+    H, W = img.shape[:2]
+    if rng.random() < 0.5:
+        g = float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+        out = 255.0 * (out / 255.0) ** g
+    if rng.random() < 0.6:
+        out = (out - 128.0) * rng.uniform(0.5, 1.3) + 128.0 + rng.uniform(-50, 50)
+    if rng.random() < 0.5:
+        out *= rng.uniform(0.8, 1.2, 3).astype(np.float32)
+    if rng.random() < 0.2:
+        grey = out.mean(2, keepdims=True)
+        out = grey + (out - grey) * rng.uniform(0.0, 0.6)
+    if rng.random() < 0.25:
+        yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+        r2 = ((xx - W / 2) / (W / 2)) ** 2 + ((yy - H / 2) / (H / 2)) ** 2
+        out *= (1.0 - rng.uniform(0.1, 0.5) * r2 / 2.0)[..., None]
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    if rng.random() < 0.3:
+        out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.5, 1.8)))
+    if rng.random() < 0.3:
+        s = float(rng.uniform(0.25, 1.0))
+        small = cv2.resize(out, (max(8, int(W * s)), max(8, int(H * s))), interpolation=cv2.INTER_AREA)
+        out = cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.3:
+        noise = rng.standard_normal(out.shape, dtype=np.float32) * float(rng.uniform(1, 8))
+        out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    return out
+
+
 def write_detection_dataset(out_dir: str | Path, n_images: int, seed: int, imgsz: int = 640,
-                            val_fraction: float = 0.15) -> Path:
+                            val_fraction: float = 0.15, keypoints: bool = False, randomise: bool = False) -> Path:
     """Write a YOLO plate-detection dataset and return its ``data.yaml`` path.
 
     Layout: ``images/{train,val}/NNNNNN.jpg`` and ``labels/{train,val}/NNNNNN.txt`` with
@@ -932,6 +1010,12 @@ def write_detection_dataset(out_dir: str | Path, n_images: int, seed: int, imgsz
     [0, 1]). Each image is one frame of a random scene: long side ``imgsz``, plate widths
     16 px .. 40 % of the frame width, random styles, ~5 % background-only images. The last
     ``round(n_images * val_fraction)`` images form the validation split.
+
+    keypoints: write YOLO-pose rows instead (``0 cx cy w h`` + tl, tr, br, bl corners as
+        ``x y v``, v = 2 inside the frame, 0 outside) and a data.yaml with ``kpt_shape: [4, 3]``.
+    randomise: strong domain randomisation on top of the scene's own: plate-like distractors
+        (signs, text lines, bars; see :func:`_draw_distractors`) and :func:`randomise_photometry`;
+        JPEG quality 30..95 instead of 70..95.
     """
     from tqdm import tqdm
 
@@ -947,6 +1031,10 @@ def write_detection_dataset(out_dir: str | Path, n_images: int, seed: int, imgsz
         img, truths = scene.render(int(rng.integers(scene.n_frames)))
         split = "val" if i >= n_images - n_val else "train"
         W, H = cfg.width, cfg.height
+        if randomise:
+            rr = np.random.default_rng([int(seed), 0xD157, i])
+            _draw_distractors(rr, img, [p.box for p in truths], int(rr.integers(0, 7)))
+            img = randomise_photometry(rr, img)
         rows = []
         for p in truths:
             if p.visibility < 0.5:
@@ -955,11 +1043,17 @@ def write_detection_dataset(out_dir: str | Path, n_images: int, seed: int, imgsz
             x2, y2 = min(float(W), float(p.box[2])), min(float(H), float(p.box[3]))
             if x2 - x1 < 2 or y2 - y1 < 2:
                 continue
-            rows.append(f"0 {(x1 + x2) / 2 / W:.6f} {(y1 + y2) / 2 / H:.6f} {(x2 - x1) / W:.6f} {(y2 - y1) / H:.6f}")
+            row = f"0 {(x1 + x2) / 2 / W:.6f} {(y1 + y2) / 2 / H:.6f} {(x2 - x1) / W:.6f} {(y2 - y1) / H:.6f}"
+            if keypoints:
+                for x, y in p.corners:
+                    v = 2 if (0 <= x <= W and 0 <= y <= H) else 0
+                    row += f" {min(max(x / W, 0.0), 1.0):.6f} {min(max(y / H, 0.0), 1.0):.6f} {v}"
+            rows.append(row)
         stem = f"{i:06d}"
-        cv2.imwrite(str(out / "images" / split / f"{stem}.jpg"), img,
-                    [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(70, 96))])
+        quality = int(rng.integers(70, 96)) if not randomise else int(np.random.default_rng([int(seed), 0x9A, i]).integers(30, 96))
+        cv2.imwrite(str(out / "images" / split / f"{stem}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, quality])
         (out / "labels" / split / f"{stem}.txt").write_text("\n".join(rows) + ("\n" if rows else ""))
     yaml = out / "data.yaml"
-    yaml.write_text(f"path: {out.resolve()}\ntrain: images/train\nval: images/val\nnames:\n  0: plate\n")
+    kpt = "kpt_shape: [4, 3]\nflip_idx: [1, 0, 3, 2]\n" if keypoints else ""
+    yaml.write_text(f"path: {out.resolve()}\ntrain: images/train\nval: images/val\n{kpt}names:\n  0: plate\n")
     return yaml

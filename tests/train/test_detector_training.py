@@ -1,0 +1,90 @@
+"""Detector training data paths and tiny offline training runs (CCPD folder, synthetic, box-only)."""
+import cv2
+import numpy as np
+import pytest
+
+from tracker.detector import MODEL_YAML, DetectorConfig, PlateDetector
+
+TORCH = DetectorConfig(backend="torch")  # no ONNX export in these tests
+from train.ccpd import parse_ccpd_name
+from train.detector import main, openalpr_split, write_openalpr_pose_dataset, yolo_boxes_to_pose
+
+NAMES = [
+    "025-95_113-154&383_386&473-386&473_177&454_154&383_363&402-0_0_22_27_27_33_16-37-15.jpg",
+    "0236015325671-90_89-235&481_529&579-529&575_235&579_236&484_529&481-0_0_3_24_30_24_31-150-142.jpg",
+    "04-90_267-207&514_404&582-404&582_212&578_207&514_399&518-0_0_3_24_25_24_28_28-146-27.jpg",
+    "03-89_91-300&300_420&340-420&340_300&340_300&300_420&300-1_2_3_4_5_6_7-100-20.jpg",
+]
+
+
+def fake_ccpd(folder):
+    """CCPD-named 1160x720 images (the CCPD size) with a filled plate quadrilateral."""
+    folder.mkdir(parents=True)
+    for n in NAMES:
+        lab = parse_ccpd_name(n)
+        img = np.full((720, 1160, 3), 80, np.uint8)
+        cv2.fillPoly(img, [lab.corners.astype(np.int32)], (190, 70, 20))
+        cv2.imwrite(str(folder / n), img)
+
+
+def test_detector_trains_one_tiny_epoch_from_a_ccpd_folder(tmp_path):
+    fake_ccpd(tmp_path / "ccpd")
+    out = tmp_path / "det.safetensors"
+    main(["--ccpd", str(tmp_path / "ccpd"), "--epochs", "1", "--imgsz", "128", "--batch", "4",
+          "--out", str(out), "--workdir", str(tmp_path / "work")])
+    det = PlateDetector(out, TORCH)
+    assert det.has_corners and det.info["kpt_shape"] == [4, 3] and "CCPD" in det.info["trained_on"]
+    assert det.info["imgsz"] == 128 and det.info["epochs"] == 1
+    dets = det.detect([np.zeros((120, 160, 3), np.uint8)])[0]
+    assert isinstance(dets, list) and all(d.corners.shape == (4, 2) for d in dets)
+
+
+def test_box_only_model_still_trains_and_loads(tmp_path):
+    out = tmp_path / "box.safetensors"
+    main(["--synthetic", "8", "--model", str(MODEL_YAML), "--epochs", "1", "--imgsz", "128", "--batch", "4",
+          "--out", str(out), "--workdir", str(tmp_path / "work")])
+    det = PlateDetector(out, TORCH)
+    assert not det.has_corners and det.info["kpt_shape"] is None
+
+
+def test_openalpr_split_is_fixed_and_eu_is_refused(tmp_path):
+    folder = tmp_path / "us"
+    folder.mkdir()
+    for i in range(20):
+        cv2.imwrite(str(folder / f"car{i}.jpg"), np.zeros((60, 100, 3), np.uint8))
+        (folder / f"car{i}.txt").write_text(f"car{i}.jpg\t10\t20\t40\t12\tABC{i}\n")
+    train, hold = openalpr_split(folder)
+    assert len(hold) == 4 and len(train) == 16 and not set(train) & set(hold)
+    assert openalpr_split(folder) == (train, hold)
+    out = write_openalpr_pose_dataset(folder, tmp_path / "ds", repeat=2)
+    labels = sorted((out / "labels" / "train").glob("*.txt"))
+    assert len(labels) == 32 and not any(h.stem in lb.stem for h in hold for lb in labels)
+    row = labels[0].read_text().split()
+    assert len(row) == 17 and row[5:] == ["0.000000"] * 12  # keypoints not labelled: box only
+    eu = tmp_path / "eu"
+    eu.mkdir()
+    with pytest.raises(ValueError, match="evaluation only"):
+        write_openalpr_pose_dataset(eu, tmp_path / "ds2")
+
+
+def test_box_yolo_dataset_becomes_pose(tmp_path):
+    root = tmp_path / "mine"
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        cv2.imwrite(str(root / "images" / split / "a.jpg"), np.zeros((32, 32, 3), np.uint8))
+        (root / "labels" / split / "a.txt").write_text("3 0.5 0.5 0.2 0.1\n")
+    (root / "data.yaml").write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n  0: plate\n")
+    out = yolo_boxes_to_pose(root / "data.yaml", tmp_path / "pose")
+    rows = (out / "labels" / "val" / "0_a.txt").read_text().split()
+    assert rows[:5] == ["0", "0.5", "0.5", "0.2", "0.1"] and rows[5:] == ["0"] * 12
+    assert (out / "images" / "train" / "0_a.jpg").is_file()
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--ccpd", str(tmp_path / "missing")])
+    assert exc.value.code == 2 and "folder not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--epochs", "1", "--workdir", str(tmp_path / "w")])
+    assert "no training data" in capsys.readouterr().err
