@@ -2,6 +2,8 @@
 
     python -m benchmarks.legibility --out benchmarks/results/legibility [--quick]
         [--generator PATH ...] [--no-shipped] [--data DIR]
+    python -m benchmarks.legibility --out benchmarks/results/fusion --fusion [PATH] --frames 5 \
+        --scales 4 --degradations degrade --interpolations bicubic
 
 As in TextZoom, LPSRGAN and UFPR-SR-Plates, super-resolution is judged by a fixed, independent
 recogniser (RapidOCR, :mod:`benchmarks.ocr`) reading each method's output, next to PSNR / SSIM.
@@ -17,6 +19,21 @@ and one per generator weights file. A ×4 generator on a ×2 / ×3 input super-r
 area-resizes the result down to the HR size (noted in the outputs). Further methods plug in by
 implementing :class:`Method` (``frames > 1`` asks for that many LR frames per crop, e.g. for
 multi-frame fusion) and passing them to :func:`run`.
+
+Multi-frame methods (``--fusion [PATH]``, default the shipped ``sr_model/weights/fusion_x4``;
+``--frames K``, default 5): each crop gets K LR frames (``plate_sets.make_lr``: frame 0 is the
+single-image methods' input, frames 1.. are the same HR crop moved by a seeded sub-pixel offset and
+degraded with their own seed), and the run adds
+
+* ``fused``: :class:`sr_model.fusion.FusionEnhancer` on the K frames, frame 0 the reference;
+* ``voted_<single>``: the OCR reads of a single-image method's outputs on each of the K frames,
+  combined by :func:`stream.reads.vote_reads` (score-weighted per-character vote), for bicubic and
+  every generator in the run;
+* ``voted_fused``: the same vote over K fused outputs, each with another frame as the reference.
+
+Voted methods are read-level: they have no image metrics (their image in the gallery is the
+frame-0 output). A cost table (ms per output, single-frame generator vs fusion at 32 × 96 LR,
+K frames, a batch of tracks, alignment included) is measured and written with the results.
 
 Outputs in ``--out``: ``legibility.json`` (config, sets, per-condition figures with 95 % CIs,
 timings), ``legibility.md`` (the table), ``reads.csv.gz`` (every OCR read), ``gallery.png`` and
@@ -45,7 +62,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from benchmarks.ocr import PlateReader, char_accuracy, exact_match, normalise_plate
+from benchmarks.ocr import PlateReader, Read, char_accuracy, exact_match, normalise_plate
 from benchmarks.plate_sets import (DEGRADATIONS, HR_HEIGHT, MARGIN_H, MARGIN_W, LoadReport, PlateCrop, load_sets,
                                    lr_height, make_lr)
 
@@ -139,10 +156,108 @@ class Generator:
                         "(area down, bicubic up)"}
 
 
-def interpolation_methods() -> list[Method]:
-    """The classical baselines."""
-    return [Interpolation("nearest", cv2.INTER_NEAREST), Interpolation("bicubic", cv2.INTER_CUBIC),
-            Interpolation("lanczos", cv2.INTER_LANCZOS4)]
+INTERPOLATIONS: dict[str, int] = {"nearest": cv2.INTER_NEAREST, "bicubic": cv2.INTER_CUBIC,
+                                  "lanczos": cv2.INTER_LANCZOS4}
+
+
+def interpolation_methods(names: Sequence[str] = tuple(INTERPOLATIONS)) -> list[Method]:
+    """The classical baselines (all three by default)."""
+    return [Interpolation(n, INTERPOLATIONS[n]) for n in names]
+
+
+def _to_hr_size(y: np.ndarray, hr_size: tuple[int, int]) -> np.ndarray:
+    """An SR output resized to (width, height) ``hr_size`` if needed: area down, bicubic up."""
+    if (y.shape[1], y.shape[0]) == hr_size:
+        return y
+    shrink = y.shape[0] > hr_size[1]
+    return cv2.resize(y, hr_size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+@dataclass
+class Fused:
+    """Multi-frame fusion (:class:`sr_model.fusion.FusionEnhancer`) of all ``frames`` LR frames,
+    ``reference`` (default frame 0, the single-image methods' input) as the reference; output
+    resized to the HR size like :class:`Generator`."""
+
+    name: str
+    weights: Path | None
+    frames: int = 5
+    reference: int = 0
+    frames_used: int = 0
+    frames_dropped: int = 0
+    _enhancer: object = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        from sr_model.fusion import FusionConfig, FusionEnhancer
+
+        self._enhancer = FusionEnhancer(self.weights, FusionConfig(k=self.frames, max_input_height=HR_HEIGHT))
+
+    def sequence(self, x: LRInput, reference: int | None = None) -> list[np.ndarray]:
+        """The frames oldest first with frame ``reference`` last (FusionEnhancer's convention)."""
+        r = self.reference if reference is None else reference
+        return [f for i, f in enumerate(x.frames) if i != r] + [x.frames[r]]
+
+    def fuse(self, inputs: Sequence[LRInput], reference: int | None = None) -> list:
+        """FusedPlate per input (image at the generator's scale, frames used / dropped)."""
+        out = self._enhancer.enhance([self.sequence(x, reference) for x in inputs])  # type: ignore[attr-defined]
+        if reference is None:  # the ``fused`` method's own calls: count what alignment kept
+            self.frames_used += sum(p.frames_used for p in out)
+            self.frames_dropped += sum(p.frames_dropped for p in out)
+        return out
+
+    def upscale(self, inputs: Sequence[LRInput]) -> list[np.ndarray]:
+        return [_to_hr_size(f.image, x.hr_size) for x, f in zip(inputs, self.fuse(inputs))]
+
+    def describe(self) -> dict:
+        enh = self._enhancer
+        return {"name": self.name, "kind": "fusion", "weights": str(self.weights or "shipped"), "frames": self.frames,
+                "scale": enh.scale, "min_ecc": enh.config.min_ecc, "info": enh.info,  # type: ignore[attr-defined]
+                "frames_used_total": self.frames_used, "frames_dropped_total": self.frames_dropped,
+                "note": f"K = {self.frames} frames, frame {self.reference} the reference; output resized to the HR "
+                        "size at other scales"}
+
+
+@dataclass
+class Voted:
+    """A read-level method: ``votes`` images per crop are read by the OCR and the reads combined by
+    :func:`stream.reads.vote_reads`. ``images(inputs)`` gives, per crop, the ``votes`` images
+    (each at the HR size); its first image stands for the method in the gallery."""
+
+    name: str
+    base: object  # the single-image Method (voting over frames) or a Fused (voting over references)
+    frames: int = 5
+    over: str = "frames"  # "frames": base on each frame alone; "references": fusion with each frame as reference
+
+    @property
+    def votes(self) -> int:
+        return self.frames
+
+    def images(self, inputs: Sequence[LRInput]) -> list[list[np.ndarray]]:
+        per_vote: list[list[np.ndarray]] = []
+        for f in range(self.frames):
+            if self.over == "frames":
+                per_vote.append(self.base.upscale(  # type: ignore[attr-defined]
+                    [LRInput((x.frames[f],), x.scale, x.hr_size) for x in inputs]))
+            else:
+                fused = self.base.fuse(inputs, reference=f)  # type: ignore[attr-defined]
+                per_vote.append([_to_hr_size(p.image, x.hr_size) for x, p in zip(inputs, fused)])
+        return [[per_vote[f][i] for f in range(self.frames)] for i in range(len(inputs))]
+
+    def upscale(self, inputs: Sequence[LRInput]) -> list[np.ndarray]:
+        return [ims[0] for ims in self.images(inputs)]
+
+    def describe(self) -> dict:
+        what = (f"{self.base.name} on each of the {self.frames} frames" if self.over == "frames"  # type: ignore[attr-defined]
+                else f"{self.frames} fused outputs, each frame in turn the reference")
+        return {"name": self.name, "kind": "vote", "base": self.base.name, "votes": self.frames,  # type: ignore[attr-defined]
+                "note": f"stream.reads.vote_reads over the OCR reads of {what}; no image metrics"}
+
+
+def fusion_methods(weights: Path | None, frames: int, singles: Sequence[Method]) -> list[Method]:
+    """``fused``, ``voted_<m>`` for each single-image method ``m`` (not nearest / lanczos) and ``voted_fused``."""
+    fused = Fused("fused", weights, frames)
+    voted: list[Method] = [Voted(f"voted_{m.name}", m, frames) for m in singles if m.name not in ("nearest", "lanczos")]
+    return [fused, *voted, Voted("voted_fused", fused, frames, over="references")]
 
 
 def generator_methods(paths: Sequence[Path]) -> list[Method]:
@@ -249,17 +364,42 @@ def evaluate_condition(crops: list[PlateCrop], inputs: list[LRInput], methods: S
                        degradation: str) -> tuple[dict[str, list[np.ndarray]], list[list[str]]]:
     """Upscale, read and score one (scale, ``degradation``) through every method.
 
-    Returns the outputs per method and the reads [crop][method] (for the gallery).
+    Image methods: one output per crop, read once, PSNR / SSIM against HR. Voted methods
+    (``votes`` attribute): several images per crop, all read, reads combined by
+    :func:`stream.reads.vote_reads` (the voted text and its confidence are recorded; no image
+    metrics). Returns the outputs per method (a voted method's first image) and the reads
+    [crop][method] (for the gallery).
     """
-    outs = {m.name: _timed(res, f"upscale:{m.name}", m.upscale, inputs) for m in methods}
-    names = list(outs)
+    from stream.reads import vote_reads
+
+    outs: dict[str, list[np.ndarray]] = {}
+    many: dict[str, list[list[np.ndarray]]] = {}
+    for m in methods:
+        if getattr(m, "votes", 0):
+            many[m.name] = _timed(res, f"upscale:{m.name}", m.images, inputs)  # type: ignore[attr-defined]
+            outs[m.name] = [ims[0] for ims in many[m.name]]
+        else:
+            outs[m.name] = _timed(res, f"upscale:{m.name}", m.upscale, inputs)
+    names = [n for n in outs if n not in many]
     flat = [outs[n][i] for i in range(len(crops)) for n in names]  # crop-major
     reads = _timed(res, "ocr", reader.read, flat)
     psnr, ssim = _timed(res, "image_metrics", image_quality, flat, [c.hr for c in crops for _ in names])
+    texts: list[dict[str, str]] = [{} for _ in crops]
     for k, r in enumerate(reads):
         i, j = divmod(k, len(names))
         _record(res, crops[i], inputs[i].scale, degradation, names[j], r.text, r.score, psnr[k], ssim[k])
-    return outs, [[r.text for r in reads[i * len(names):(i + 1) * len(names)]] for i in range(len(crops))]
+        texts[i][names[j]] = r.text
+    for name, per_crop in many.items():
+        flat_v = [im for ims in per_crop for im in ims]
+        rv: list[Read] = _timed(res, "ocr", reader.read, flat_v)
+        start = 0
+        for i, ims in enumerate(per_crop):
+            v = vote_reads(rv[start:start + len(ims)])
+            start += len(ims)
+            text, score = (v.text, v.confidence) if v is not None else ("", 0.0)
+            _record(res, crops[i], inputs[i].scale, degradation, name, text, score, None, None)
+            texts[i][name] = text
+    return outs, [[t[n] for n in outs] for t in texts]
 
 
 def evaluate_set(crops: list[PlateCrop], methods: Sequence[Method], reader: PlateReader, cfg: RunConfig,
@@ -300,6 +440,89 @@ def run(sets: dict[str, list[PlateCrop]], methods: Sequence[Method], cfg: RunCon
     return res
 
 
+# --------------------------------------------------------------------------- cost
+def cost_sequences(n_tracks: int, frames: int, lr_size: tuple[int, int], seed: int = 0) -> list[list[np.ndarray]]:
+    """``n_tracks`` synthetic tracks of ``frames`` LR crops of ``lr_size`` = (width, height) px: a
+    rendered plate at 4× that size, moved by up to ±2 HR px per frame, each frame ``degrade``d ×4."""
+    from benchmarks.plate_sets import _shift, synthetic_set
+    from train.synth.degrade import degrade
+
+    rng = np.random.default_rng(seed)
+    w, h = lr_size
+    seqs = []
+    for c in synthetic_set(n_tracks, seed=seed + 1):
+        hr = cv2.resize(c.hr, (4 * w, 4 * h), interpolation=cv2.INTER_CUBIC)
+        seq = []
+        for f in range(frames):
+            dx, dy = rng.uniform(-2, 2, 2) if f < frames - 1 else (0.0, 0.0)
+            seq.append(degrade(_shift(hr, float(dx), float(dy)), 4, rng, strength=1.0))
+        seqs.append(seq)
+    return seqs
+
+
+def measure_cost(fusion_weights: Path | None, generator_weights: Path | None, frames: int = 5,
+                 lr_size: tuple[int, int] = (96, 32), n_tracks: int = 16, repeats: int = 3) -> dict:
+    """ms per output of the single-frame generator (``PlateEnhancer``, one crop per track) and of
+    fusion (``FusionEnhancer``, ``frames`` crops per track, alignment included), one batch of
+    ``n_tracks`` tracks per call, median of ``repeats`` timed calls after a warm-up call, on the
+    torch threads in force. lr_size: (width, height) px of every LR crop."""
+    from sr_model.enhancer import EnhancerConfig, PlateEnhancer
+    from sr_model.fusion import FusionConfig, FusionEnhancer
+
+    seqs = cost_sequences(n_tracks, frames, lr_size)
+    single = PlateEnhancer(generator_weights, EnhancerConfig(batch_size=n_tracks))
+    fusion = FusionEnhancer(fusion_weights, FusionConfig(k=frames, batch_size=n_tracks))
+    refs = [s[-1] for s in seqs]
+
+    calls = {"single": lambda: single.enhance(refs), "fused": lambda: fusion.enhance(seqs),
+             "align": lambda: [fusion.align(s) for s in seqs]}
+    wall: dict[str, list[float]] = {k: [] for k in calls}
+    cpu: dict[str, list[float]] = {k: [] for k in calls}
+    for fn in calls.values():
+        fn()  # warm-up
+    for _ in range(repeats):  # interleaved, so that load from other processes hits every path alike
+        for k, fn in calls.items():
+            t, c = time.perf_counter(), time.process_time()
+            fn()
+            wall[k].append(time.perf_counter() - t)
+            cpu[k].append(time.process_time() - c)
+
+    def ms(d: dict[str, list[float]], k: str) -> float:
+        return 1000 * statistics.median(d[k]) / n_tracks
+
+    out = {"lr_size_wh": list(lr_size), "frames": frames, "tracks_per_batch": n_tracks, "repeats": repeats,
+           "threads": torch.get_num_threads(), "single_backend": single.backend,
+           "note": "per output = per track; medians of interleaved calls; cpu = process CPU time (robust to "
+                   "other jobs on the machine), wall = elapsed"}
+    for clock, d in (("cpu", cpu), ("wall", wall)):
+        single_ms, fused_ms, align_ms = ms(d, "single"), ms(d, "fused"), ms(d, "align")
+        out[clock] = {"single_ms_per_output": round(single_ms, 3), "fused_ms_per_output": round(fused_ms, 3),
+                      "fused_align_ms_per_output": round(align_ms, 3),
+                      "fused_model_ms_per_output": round(fused_ms - align_ms, 3),
+                      "single_outputs_per_s": round(1000 / single_ms, 1),
+                      "fused_outputs_per_s": round(1000 / fused_ms, 1),
+                      "fused_over_single": round(fused_ms / single_ms, 3)}
+    return out
+
+
+def cost_markdown(cost: dict) -> str:
+    """The cost table: one row per path, CPU-time and wall-clock ms per output."""
+    w, h = cost["lr_size_wh"]
+    c, wl = cost["cpu"], cost["wall"]
+    s_c, s_w = c["single_ms_per_output"], wl["single_ms_per_output"]
+    rows = [("single-frame generator", "single_ms_per_output"), ("fusion, total (ECC alignment + model)",
+            "fused_ms_per_output"), ("· of which ECC alignment", "fused_align_ms_per_output"),
+            ("· of which fusion model", "fused_model_ms_per_output")]
+    lines = [f"LR crops {w} × {h} px, K = {cost['frames']}, batches of {cost['tracks_per_batch']} tracks, "
+             f"{cost['threads']} torch thread(s), median of {cost['repeats']} interleaved calls; single-frame "
+             f"back end: {cost['single_backend']}. CPU = process CPU time, wall = elapsed.", "",
+             "| path | CPU ms / output | × single (CPU) | wall ms / output | × single (wall) |",
+             "|---|---|---|---|---|"]
+    for label, key in rows:
+        lines.append(f"| {label} | {c[key]:.2f} | {c[key] / s_c:.2f} | {wl[key]:.2f} | {wl[key] / s_w:.2f} |")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- summaries
 def summarise(reads: list[dict]) -> list[dict]:
     """Mean figures per (set, scale, degradation, method); HR rows have scale 0."""
@@ -313,7 +536,7 @@ def summarise(reads: list[dict]) -> list[dict]:
         row = {"set": set_name, "scale": scale, "degradation": deg, "lr_height": rs[0]["lr_height"],
                "method": method, "n": n, "exact_pct": 100 * k / n, "exact_ci95": [lo, hi],
                "char_acc": statistics.fmean(r["char_acc"] for r in rs)}
-        if rs[0]["psnr_db"] is not None:
+        if all(r["psnr_db"] is not None for r in rs):
             row["psnr_db"] = statistics.fmean(r["psnr_db"] for r in rs)
             row["ssim"] = statistics.fmean(r["ssim"] for r in rs)
         rows.append(row)
@@ -473,11 +696,24 @@ def render_markdown(summary: dict) -> str:
           "interval (Wilson intervals per cell in legibility.json).", "",
           "Sets: " + ", ".join(f"{k}: {v['n']} plates ({len(v['skipped'])} annotation files skipped)"
                                for k, v in summary["sets"].items()), ""]
+    fusion = summary.get("fusion")
+    if fusion:
+        fm = next((m for m in summary["methods"] if m.get("kind") == "fusion"), {})
+        used, dropped = fm.get("frames_used_total", 0), fm.get("frames_dropped_total", 0)
+        md += ["## Multi-frame fusion", "",
+               f"K = {fusion['frames']} LR frames per plate (`plate_sets.make_lr`: frame 0 = the single-image input; "
+               "frames 1.. shifted by up to ±scale/2 HR px, each degraded with its own seed). `fused` = "
+               "sr_model.fusion.FusionEnhancer, frame 0 the reference; `voted_X` = stream.reads.vote_reads over the "
+               "OCR reads of X on each frame; `voted_fused` = the vote over K fused outputs, each frame in turn the "
+               f"reference. Alignment kept {used} and dropped {dropped} of {used + dropped} frames "
+               f"(min ECC {fm.get('min_ecc')}).", ""]
+        if fusion.get("cost"):
+            md += ["### Cost", "", cost_markdown(fusion["cost"]), ""]
     return "\n".join(md)
 
 
 def write_outputs(out: Path, res: Results, methods: Sequence[Method], cfg: RunConfig, sets: dict,
-                  reports: dict, wall_s: float, quick: bool, command: str) -> dict:
+                  reports: dict, wall_s: float, quick: bool, command: str, fusion: dict | None = None) -> dict:
     """legibility.json, legibility.md, reads.csv.gz, gallery.png, accuracy_vs_height.png in ``out``."""
     from importlib.metadata import version
 
@@ -503,6 +739,8 @@ def write_outputs(out: Path, res: Results, methods: Sequence[Method], cfg: RunCo
         "results": rows,
         "timing_s": {"wall": wall_s, **{k: round(v, 2) for k, v in res.timing_s.items()}},
     }
+    if fusion is not None:
+        summary["fusion"] = fusion
     (out / "legibility.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False, default=str), "utf-8")
     write_reads_csv(res.reads, out / "reads.csv.gz")
     (out / "legibility.md").write_text(render_markdown(summary), "utf-8")
@@ -524,6 +762,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scales", type=int, nargs="+", default=None, help="default 2 3 4 (quick: 4)")
     p.add_argument("--seed", type=int, default=0, help="base seed of the LR degradations")
     p.add_argument("--threads", type=int, default=1, help="torch / onnxruntime threads (default 1)")
+    p.add_argument("--degradations", nargs="+", choices=DEGRADATIONS, default=None, help="default: all")
+    p.add_argument("--interpolations", nargs="*", choices=tuple(INTERPOLATIONS), default=None,
+                   help="classical baselines to run (default: all)")
+    p.add_argument("--fusion", nargs="?", const="shipped", default=None, metavar="PATH",
+                   help="add the multi-frame methods (fused, voted_*), with these fusion weights (default: shipped)")
+    p.add_argument("--frames", type=int, default=5, help="LR frames per plate for the multi-frame methods (default 5)")
+    p.add_argument("--cost-tracks", type=int, default=16, help="tracks per batch in the fusion cost table (0 = skip it)")
+    p.add_argument("--cost-only", action="store_true",
+                   help="with --fusion: only measure the cost table, write cost.json / cost.md to --out, and exit")
     return p.parse_args(argv)
 
 
@@ -534,6 +781,7 @@ def main(argv: list[str] | None = None) -> dict:
     from sr_model.weights import DEFAULT_WEIGHTS
 
     cfg = RunConfig(scales=tuple(args.scales or ((4,) if args.quick else (2, 3, 4))),
+                    degradations=tuple(args.degradations or DEGRADATIONS),
                     n_synthetic=args.synthetic if args.synthetic is not None else (5 if args.quick else 300),
                     limit=5 if args.quick else None, seed=args.seed, gallery_rows=2 if args.quick else 4,
                     threads=args.threads)
@@ -544,15 +792,40 @@ def main(argv: list[str] | None = None) -> dict:
             paths.insert(0, DEFAULT_WEIGHTS)
         else:
             log.warning("shipped generator weights %s not found: benchmarking without them", DEFAULT_WEIGHTS)
-    methods = interpolation_methods() + generator_methods(paths)
+    methods = interpolation_methods(INTERPOLATIONS if args.interpolations is None else args.interpolations)
+    methods += generator_methods(paths)
+    fusion_info = None
+    if args.fusion is not None:
+        from sr_model.fusion import DEFAULT_FUSION_WEIGHTS
+
+        fusion_path = DEFAULT_FUSION_WEIGHTS if args.fusion == "shipped" else Path(args.fusion)
+        methods += fusion_methods(fusion_path, args.frames, methods)
+        fusion_info = {"frames": args.frames, "weights": str(fusion_path)}
+        if args.cost_only:
+            gen = paths[0] if paths else None
+            cost = measure_cost(fusion_path, gen, args.frames, n_tracks=max(1, args.cost_tracks), repeats=5)
+            cost["single_weights"] = str(gen or DEFAULT_WEIGHTS)
+            cost["command"] = "python -m benchmarks.legibility " + " ".join(sys.argv[1:] if argv is None else argv)
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "cost.json").write_text(json.dumps(cost, indent=1), "utf-8")
+            (args.out / "cost.md").write_text(f"# Fusion cost\n\n`{cost['command']}`\n\n{cost_markdown(cost)}\n", "utf-8")
+            print(cost_markdown(cost))
+            return {"fusion": {"cost": cost}}
+        if args.cost_tracks > 0:
+            gen = paths[0] if paths else None
+            fusion_info["cost"] = measure_cost(fusion_path, gen, args.frames, n_tracks=args.cost_tracks)
+            fusion_info["cost"]["single_weights"] = str(gen or DEFAULT_WEIGHTS)
     sets, reports = load_sets(args.data, cfg.n_synthetic, cfg.limit)
     for name, rep in reports.items():
         if rep.skipped:
             log.warning("%s: skipped %d: %s", name, len(rep.skipped), rep.skipped)
     res = run(sets, methods, cfg)
     command = "python -m benchmarks.legibility " + " ".join(sys.argv[1:] if argv is None else argv)
-    summary = write_outputs(args.out, res, methods, cfg, sets, reports, time.perf_counter() - t0, args.quick, command)
+    summary = write_outputs(args.out, res, methods, cfg, sets, reports, time.perf_counter() - t0, args.quick, command,
+                            fusion_info)
     print(markdown_table(summary["results"], [m.name for m in methods], ["exact_pct", "char_acc"]))
+    if fusion_info and fusion_info.get("cost"):
+        print(cost_markdown(fusion_info["cost"]))
     print(f"wrote {args.out} in {summary['timing_s']['wall']:.0f} s")
     return summary
 

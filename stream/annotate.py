@@ -1,8 +1,17 @@
-"""Draw tracks on a frame: box, track id, and the enhanced plate as an inset beside the plate."""
+"""Draw tracks on a frame: box, track id (and the track's plate read), and the enhanced plate as an
+inset beside the plate."""
 from __future__ import annotations
+
+import functools
+import glob
 
 import cv2
 import numpy as np
+
+# Fonts with CJK glyphs (Debian fonts-wqy-microhei, see scripts/install-system-deps.sh) for reads
+# that OpenCV's Hershey fonts cannot draw, such as the province character of Chinese plates.
+_CJK_FONTS = ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "/usr/share/fonts/**/wqy-microhei.ttc",
+              "/usr/share/fonts/**/NotoSansCJK*.ttc")
 
 _PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),
             (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0), (168, 153, 44), (255, 194, 0)]
@@ -25,10 +34,62 @@ def place_inset(box: np.ndarray, inset_w: int, inset_h: int, width: int, height:
     return x, y
 
 
+@functools.lru_cache(maxsize=8)
+def _cjk_font(px: int):
+    """A Pillow font ``px`` tall with CJK glyphs, or None when none is installed."""
+    from PIL import ImageFont
+
+    for pattern in _CJK_FONTS:
+        for path in sorted(glob.glob(pattern, recursive=True)):
+            try:
+                return ImageFont.truetype(path, px)
+            except OSError:
+                continue
+    return None
+
+
+def _put_unicode(frame: np.ndarray, text: str, x: int, baseline: int, px: int, colour: tuple[int, int, int]) -> bool:
+    """Draw ``text`` (any script) with its baseline at ``baseline``; False when no font can."""
+    font = _cjk_font(px)
+    if font is None:
+        return False
+    from PIL import Image, ImageDraw
+
+    x0, y0, x1, y1 = font.getbbox(text, anchor="ls")
+    h, w = frame.shape[:2]
+    left, top = max(0, x + x0), max(0, baseline + y0)
+    right, bottom = min(w, x + x1 + 1), min(h, baseline + y1 + 1)
+    if right <= left or bottom <= top:
+        return True
+    patch = Image.fromarray(np.ascontiguousarray(frame[top:bottom, left:right, ::-1]))
+    ImageDraw.Draw(patch).text((x - left, baseline - top), text, font=font, fill=colour[::-1], anchor="ls")
+    frame[top:bottom, left:right] = np.asarray(patch)[..., ::-1]
+    return True
+
+
+def label_size(text: str, scale: float, thick: int) -> tuple[int, int]:
+    """(width, height) px of a label as :func:`draw_track` draws it."""
+    if text.isascii():
+        return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0]
+    (_, th), _ = cv2.getTextSize("A", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    font = _cjk_font(max(8, round(th * 1.4)))
+    if font is None:
+        return cv2.getTextSize(_ascii(text), cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0]
+    x0, _, x1, _ = font.getbbox(text, anchor="ls")
+    return x1 - x0, th
+
+
+def _ascii(text: str) -> str:
+    return "".join(c if c.isascii() else "?" for c in text)
+
+
 def draw_track(frame: np.ndarray, box: np.ndarray, track_id: int, enhanced: np.ndarray | None,
                label: str = "", inset_height: int | None = None) -> None:
-    """Annotate ``frame`` in place. ``inset_height``: px height of the inset (default: 3× the box
-    height, kept between 40 px and a quarter of the frame)."""
+    """Annotate ``frame`` ((H, W, 3) uint8 BGR) in place: the box (x1 y1 x2 y2 px), "#id label"
+    under it (label: the track's plate read; letters outside ASCII need a CJK font, else they
+    show as "?"), and ``enhanced`` ((h, w, 3) uint8 BGR) as an inset beside the plate.
+    ``inset_height``: px height of the inset (default: 3× the box height, kept between 40 px
+    and a quarter of the frame)."""
     colour = track_colour(track_id)
     h, w = frame.shape[:2]
     x1, y1, x2, y2 = (int(round(v)) for v in box)
@@ -36,10 +97,12 @@ def draw_track(frame: np.ndarray, box: np.ndarray, track_id: int, enhanced: np.n
     cv2.rectangle(frame, (x1, y1), (x2, y2), colour, thick, cv2.LINE_AA)
     text = f"#{track_id}" + (f" {label}" if label else "")
     scale = max(0.4, min(h, w) / 1200)
-    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    tw, th = label_size(text, scale, thick)
     ty = y2 + th + 4 if y2 + th + 4 < h else max(th, y1 - 4)
     cv2.rectangle(frame, (x1, ty - th - 3), (x1 + tw + 4, ty + 3), colour, -1)
-    cv2.putText(frame, text, (x1 + 2, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    if text.isascii() or not _put_unicode(frame, text, x1 + 2, ty, max(8, round(th * 1.4)), (255, 255, 255)):
+        cv2.putText(frame, _ascii(text), (x1 + 2, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick,
+                    cv2.LINE_AA)
     if enhanced is None or enhanced.size == 0:
         return
     ih = inset_height or int(np.clip(3 * (y2 - y1), 40, h // 4))

@@ -149,3 +149,14 @@ class SharedEnhancer(_Shared):
 
     def enhance(self, items: Sequence[Any]) -> list:
         return self._caller(items)
+
+
+class SharedReader(_Shared):
+    """A ``stream.reads.PlateReader`` shared by several pipelines: ``read(images)`` returns one
+    ``Read`` per plate image, as the reader does alone."""
+
+    def __init__(self, reader: Any, max_batch: int = 64, max_wait_s: float = 0.0) -> None:
+        super().__init__(reader, BatchingCaller(reader.read, max_batch, max_wait_s, "shared-reader"))
+
+    def read(self, images: Sequence[Any]) -> list:
+        return self._caller(images)

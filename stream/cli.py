@@ -1,10 +1,13 @@
 """``enhance-video``: find, track and super-resolve every license plate in a video or a live
 RTSP camera stream (``rtsp://user:pass@host:port/path``).
 
-Writes, into one output folder per input: annotated.mp4 (boxes, track ids, enhanced inset beside
-each plate; fragmented MP4, playable even after a crash), tracks.jsonl (one line per track per
-frame, flushed per line), report.json (one entry per track) and crops/ (per track: the best crop
-as input | bicubic | enhanced, and the enhanced crop alone, written as soon as it is chosen).
+Writes, into one output folder per input: annotated.mp4 (boxes, track ids and plate reads,
+enhanced inset beside each plate; fragmented MP4, playable even after a crash), tracks.jsonl (one
+line per track per frame, flushed per line, with the OCR read where one happened), report.json
+(one entry per track, with its voted plate text) and crops/ (per track: the best crop as input |
+bicubic | enhanced, the enhanced crop alone, and the plate image its text was read from, written
+as soon as they are chosen). With --fuse K, once a plate has been seen in K frames its
+enhancement fuses its last K crops.
 Live streams also get events.jsonl (connections, reconnections, frame-size changes) and a status
 line on stderr. SIGINT / SIGTERM finish the files and exit 130 / 143.
 """
@@ -21,6 +24,12 @@ from stream.redact import RedactingFilter, is_url, redact, safe_name
 from stream.signals import Stopped, stop_on_signals
 
 DEMO_CLIP = Path(__file__).parent / "assets" / "demo.mp4"
+DEFAULT_FUSE_K = 5
+MAX_FUSE_K = 32
+
+
+class SetupError(Exception):
+    """A feature asked for cannot run in this install (exit 2, one line)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,10 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 done, 1 unexpected failure, 2 bad input/output/weights, "
                "130 interrupted (SIGINT), 143 terminated (SIGTERM).",
     )
-    p.add_argument("input", nargs="?", default=None,
-                   help=f"video file or rtsp:// URL to enhance (default: the bundled demo clip {DEMO_CLIP.name})")
+    p.add_argument("input", nargs="*", default=[],
+                   help=f"video files or rtsp:// URLs to enhance (default: the bundled demo clip {DEMO_CLIP.name}); "
+                        "several inputs run at once in one process, sharing one detector and one generator")
     p.add_argument("-o", "--out", type=Path, default=None,
-                   help="output folder (default: ./enhanced/<input name>, or <host_port_path> for a URL)")
+                   help="output folder (default: ./enhanced/<input name>, or <host_port_path> for a URL); with "
+                        "several inputs, the parent of one folder per input")
     g = p.add_argument_group("models")
     g.add_argument("--detector", type=Path, default=None, help="detector weights (.safetensors from train.detector)")
     g.add_argument("--generator", type=Path, default=None, help="generator weights (.safetensors from train.generator)")
@@ -47,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sr-interval", type=float, default=0.2, metavar="S",
                    help="super-resolve each plate at most every S seconds; its inset shows the latest result "
                         "in between (default 0.2; 0 = every frame)")
+    g.add_argument("--fuse", type=int, nargs="?", const=DEFAULT_FUSE_K, default=0, metavar="K",
+                   help=f"multi-frame super-resolution: once a plate has K crops, fuse its last K (--fuse alone: "
+                        f"K = {DEFAULT_FUSE_K}; default off: it costs about 2x the single-frame generator per plate)")
+    g.add_argument("--fusion-weights", type=Path, default=None, metavar="PATH",
+                   help="fusion weights (.safetensors; default: the shipped sr_model/weights/fusion_x4.safetensors)")
+    g.add_argument("--no-read", action="store_true",
+                   help="no plate reads (OCR of each enhanced plate, voted per track; on by default)")
     g = p.add_argument_group("detection and tracking")
     g.add_argument("--imgsz", type=int, default=640, help="detector input size, px of the long side (default 640)")
     g.add_argument("--conf", type=float, default=0.1,
@@ -86,6 +104,8 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error("--detect-every must be >= 1")
     if args.sr_interval < 0:
         parser.error("--sr-interval must be >= 0")
+    if not 0 <= args.fuse <= MAX_FUSE_K:
+        parser.error(f"--fuse must be between 0 and {MAX_FUSE_K}")
     if not 0 < args.conf < 1:
         parser.error("--conf must be between 0 and 1")
     if args.imgsz < 32 or args.imgsz % 32:
@@ -162,8 +182,57 @@ def _open_source(args: argparse.Namespace, src: str):
     return LiveSource(src, config, status=StatusLine(redact(src), args.status_interval))
 
 
+def _load_models(args: argparse.Namespace):
+    """(detector, single-frame enhancer or None, fusion enhancer or None), as the options ask."""
+    import torch
+
+    from sr_model.enhancer import EnhancerConfig, PlateEnhancer
+    from tracker.detector import DetectorConfig, PlateDetector
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    detector = PlateDetector(args.detector, DetectorConfig(imgsz=args.imgsz, conf=args.conf, device=args.device))
+    enhancer = None if args.no_sr else PlateEnhancer(args.generator, EnhancerConfig(
+        device=args.device, backend=args.backend, precision=args.precision))
+    fusion = None if args.no_sr else _fusion(args)
+    return detector, enhancer, fusion
+
+
+def _pipeline(args: argparse.Namespace, models, live: bool, reader=None):
+    """The pipeline for one input; ``reader``: a plate reader to use (default: a new one unless
+    --no-read)."""
+    from stream.pipeline import EnhancePipeline, PipelineConfig
+
+    detector, enhancer, fusion = models
+    if reader is None and not args.no_read:
+        reader = _reader()
+    return EnhancePipeline(detector, enhancer, PipelineConfig(
+        detect_every=args.detect_every, margin=args.margin, enhance=not args.no_sr, crf=args.crf,
+        preset=args.preset, detect_batch=1 if live else 4, sr_interval_s=args.sr_interval,  # live: no waiting to fill a batch
+        fuse_k=fusion.config.k if fusion is not None else 0), reader=reader, fusion=fusion)
+
+
+def _print_result(args: argparse.Namespace, result, out_dir: Path, prefix: str = "") -> None:
+    from stream.outputs import VIDEO_NAME
+
+    print(f"{prefix}{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps), "
+          f"{len(result.tracks)} plate tracks")
+    if not args.no_read:
+        read = [t for t in result.tracks if t.read]
+        print(f"{prefix}{len(read)} tracks read" + (":" if read else ""))
+        for t in read[:20]:
+            print(f"{prefix}  #{t.track_id}: {t.read} (confidence {t.read_confidence:.2f}, {t.read_support} of "
+                  f"{t.n_reads} reads agree; frames {t.first_frame}-{t.last_frame}; {t.read_crop or 'no crop yet'})")
+        if len(read) > 20:
+            print(f"{prefix}  ... {len(read) - 20} more in report.json")
+    print(f"{prefix}outputs in {out_dir}/: {VIDEO_NAME}, tracks.jsonl, report.json, crops/")
+
+
 def run(args: argparse.Namespace) -> int:
-    src = args.input if args.input else str(DEMO_CLIP)
+    inputs = args.input or [str(DEMO_CLIP)]
+    if len(inputs) > 1:
+        return run_many(args, inputs)
+    src = inputs[0]
     live = is_url(src)
     if live:
         _check_url(src)
@@ -172,31 +241,134 @@ def run(args: argparse.Namespace) -> int:
     # connected after the models are loaded, so no frames go stale while they load.
     source = None if live else _open_source(args, src)
     try:
+        if args.fusion_weights is not None and not args.fusion_weights.is_file() and not args.no_sr:
+            raise SetupError(f"fusion weights not found: {args.fusion_weights}")
         _make_output_dir(out_dir)
-        import torch
-
-        from sr_model.enhancer import EnhancerConfig, PlateEnhancer
-        from stream.outputs import VIDEO_NAME
-        from stream.pipeline import EnhancePipeline, PipelineConfig
-        from tracker.detector import DetectorConfig, PlateDetector
-
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        detector = PlateDetector(args.detector, DetectorConfig(imgsz=args.imgsz, conf=args.conf, device=args.device))
-        enhancer = None if args.no_sr else PlateEnhancer(args.generator, EnhancerConfig(
-            device=args.device, backend=args.backend, precision=args.precision))
-        pipeline = EnhancePipeline(detector, enhancer, PipelineConfig(
-            detect_every=args.detect_every, margin=args.margin, enhance=not args.no_sr, crf=args.crf,
-            preset=args.preset, detect_batch=1 if live else 4, sr_interval_s=args.sr_interval))  # live: no waiting to fill a batch
+        pipeline = _pipeline(args, _load_models(args), live)
         if source is None:
             source = _open_source(args, src)
         result = pipeline.run(source, out_dir, progress=not (args.quiet or live), label=source.display_name)
     finally:
         if source is not None:
             source.close()
-    print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps), {len(result.tracks)} plate tracks")
-    print(f"outputs in {out_dir}/: {VIDEO_NAME}, tracks.jsonl, report.json, crops/")
+    _print_result(args, result, out_dir)
     return 0
+
+
+def _stream_dirs(args: argparse.Namespace, inputs: list[str]) -> list[Path]:
+    """One output folder per input under --out (default ./enhanced): the input's name, made
+    unique with a number when two inputs share one."""
+    root = args.out if args.out is not None else Path("enhanced")
+    seen: dict[str, int] = {}
+    dirs = []
+    for src in inputs:
+        name = safe_name(src) if is_url(src) else (Path(src).stem or "video")
+        seen[name] = seen.get(name, 0) + 1
+        dirs.append(root / (name if seen[name] == 1 else f"{name}_{seen[name]}"))
+    return dirs
+
+
+def run_many(args: argparse.Namespace, inputs: list[str]) -> int:
+    """Several inputs in one process: one pipeline thread per input; the detector and the
+    generator are loaded once and shared (their calls from all streams are batched together,
+    see :mod:`stream.batching`). Every input is checked before any work starts; after that, a
+    stream that fails is reported and the others go on. A signal stops every stream, each
+    finishing its files. Exit status: 0 when all succeeded, else the worst (2 bad input, 1 other)."""
+    import threading
+
+    from stream.batching import SharedDetector, SharedEnhancer, SharedReader
+    from stream.errors import OutputError
+
+    out_dirs = _stream_dirs(args, inputs)
+    for src, out_dir in zip(inputs, out_dirs):
+        if is_url(src):
+            _check_url(src)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OutputError(f"output folder {out_dir} is an existing file")
+    sources: dict[int, object] = {}
+    try:
+        for i, src in enumerate(inputs):
+            if not is_url(src):
+                sources[i] = _open_source(args, src)  # a bad file fails now, before any model loads
+        if args.fusion_weights is not None and not args.fusion_weights.is_file() and not args.no_sr:
+            raise SetupError(f"fusion weights not found: {args.fusion_weights}")
+        for out_dir in out_dirs:
+            _make_output_dir(out_dir)
+        detector, enhancer, fusion = _load_models(args)
+        n = len(inputs)
+        shared = (SharedDetector(detector, max_batch=4 * n),
+                  None if enhancer is None else SharedEnhancer(enhancer, max_batch=64),
+                  None if fusion is None else SharedEnhancer(fusion, max_batch=16))
+        reader = None if args.no_read else SharedReader(_reader())
+        stop = threading.Event()
+        results: dict[int, object] = {}
+        errors: dict[int, BaseException] = {}
+
+        def work(i: int) -> None:
+            src = inputs[i]
+            try:
+                if i not in sources:
+                    sources[i] = _open_source(args, src)
+                source = sources[i]
+                pipeline = _pipeline(args, shared, is_url(src), reader)
+                results[i] = pipeline.run(source, out_dirs[i], progress=not args.quiet, label=source.display_name,
+                                          stop=stop, progress_position=i)
+            except BaseException as exc:  # noqa: BLE001 - reported per stream below
+                errors[i] = exc
+
+        threads = [threading.Thread(target=work, args=(i,), name=f"stream-{i}", daemon=True) for i in range(n)]
+        for t in threads:
+            t.start()
+        try:
+            while any(t.is_alive() for t in threads):
+                for t in threads:
+                    t.join(timeout=0.2)
+        except KeyboardInterrupt:
+            stop.set()  # every pipeline finishes its files, then the signal's exit status applies
+            for t in threads:
+                t.join()
+            raise
+        finally:
+            for model in (*shared, reader):
+                if model is not None:
+                    model.close()
+    finally:
+        for source in sources.values():
+            source.close()
+    code = 0
+    for i, src in enumerate(inputs):
+        name = redact(src)
+        if i in results:
+            _print_result(args, results[i], out_dirs[i], prefix=f"[{name}] ")
+        else:
+            exc = errors[i]
+            bad = _is_usage_error(exc)
+            print(f"enhance-video: error: [{name}] {redact(_one_line(exc))}", file=sys.stderr)
+            code = max(code, 2 if bad else 1)
+    return code
+
+
+def _fusion(args: argparse.Namespace):
+    """The multi-frame enhancer --fuse K (K >= 2) asks for, or None (off: the default). Fusion
+    weights given without --fuse mean --fuse with its default K. A missing or bad model is an error."""
+    k = DEFAULT_FUSE_K if (args.fuse == 0 and args.fusion_weights is not None) else args.fuse
+    if k < 2:
+        return None
+    try:
+        from sr_model.fusion import FusionConfig, FusionEnhancer
+    except ImportError as exc:
+        raise SetupError(f"multi-frame fusion is not available in this install ({exc}); leave out --fuse") from None
+    return FusionEnhancer(args.fusion_weights, FusionConfig(k=k, device=args.device))
+
+
+def _reader():
+    """The plate reader (RapidOCR recognition), one onnxruntime thread so it never crowds the models."""
+    try:
+        from stream.reads import PlateReader
+
+        return PlateReader(threads=1)
+    except ImportError as exc:
+        raise SetupError(f"plate reads need rapidocr ({exc}); install it or use --no-read") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,9 +405,9 @@ def _is_usage_error(exc: BaseException) -> bool:
     modules are loaded: importing them would import torch, and an input error must answer fast."""
     from stream.errors import InputError, OutputError
 
-    kinds: list[type] = [InputError, OutputError]
+    kinds: list[type] = [InputError, OutputError, SetupError]
     for module, name in (("sr_model.weights", "WeightsError"), ("tracker.detector", "DetectorWeightsError"),
-                         ("sr_model.backends", "BackendUnavailable")):
+                         ("sr_model.backends", "BackendUnavailable"), ("sr_model.fusion", "FusionWeightsError")):
         if module in sys.modules:
             kinds.append(getattr(sys.modules[module], name))
     return isinstance(exc, tuple(kinds))

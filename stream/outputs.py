@@ -6,3 +6,9 @@ TRACKS_NAME = "tracks.jsonl"
 REPORT_NAME = "report.json"
 EVENTS_NAME = "events.jsonl"  # live streams only: connections, reconnections, size changes
 CROPS_DIR = "crops"
+
+# In CROPS_DIR, per track: the best crop as input | bicubic | enhanced, the enhanced crop alone,
+# and the image the OCR read the track's voted text from (its evidence).
+BEST_CROP_NAME = "track_{:04d}.png"
+ENHANCED_CROP_NAME = "track_{:04d}_enhanced.png"
+READ_CROP_NAME = "track_{:04d}_read.png"

@@ -8,6 +8,19 @@ when it improves (at most every ``crop_every_s`` per track, atomically, so a kil
 half a PNG); ``report.json`` is written when the run ends, also when it ends by an error or an
 interrupt, and every ``report_every_s`` on live streams.
 
+Multi-frame fusion (a :class:`sr_model.fusion.FusionEnhancer` and ``fuse_k >= 2``): each track
+keeps its last ``fuse_k`` crops (a ring buffer, dropped when the track ends); once it has
+``fuse_k``, its due enhancement fuses them (the current crop is the reference) instead of the
+single-frame generator, and so do its inset and its best crop.
+
+Reads (a :class:`stream.reads.PlateReader`): every enhanced (or fused) plate the SR throttle
+produces is read by the OCR (``--no-sr``: the bicubic ×4 crop, on the same throttle), the track's
+reads are voted (:func:`stream.reads.vote_reads`) and the voted text is drawn beside the track
+id, written into ``tracks.jsonl`` where a read arrived and into ``report.json`` per track, with
+the image it was best read from (``crops/track_NNNN_read.png``). Files read inline (every due
+read happens); live streams read on one background thread that drops reads while it is busy, so
+the OCR never holds up the frame loop.
+
 Live streams (:class:`stream.live.LiveSource`) also hand over :class:`stream.live.StreamEvent`s:
 on a reconnection the tracker starts afresh (its boxes belong to the old connection; ids keep
 counting up, so they stay unique in the outputs) and the event goes to ``events.jsonl``.
@@ -17,9 +30,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import av
 import cv2
@@ -31,7 +47,9 @@ from stream.annotate import draw_track
 from stream.crops import comparison_panel, crop_quality, cut, expand_box
 from stream.errors import OutputError
 from stream.live import LiveSource, StreamEvent
-from stream.outputs import CROPS_DIR, EVENTS_NAME, REPORT_NAME, TRACKS_NAME, VIDEO_NAME
+from stream.outputs import (BEST_CROP_NAME, CROPS_DIR, ENHANCED_CROP_NAME, EVENTS_NAME, READ_CROP_NAME,
+                            REPORT_NAME, TRACKS_NAME, VIDEO_NAME)
+from stream.reads import PlateReader, ReadQueue, ReadRequest, TrackRead, TrackVotes, VotedRead, normalise_plate
 from stream.signals import finalising
 from stream.sink import VideoSink
 from stream.sr_schedule import SRScheduler
@@ -41,8 +59,10 @@ from tracker.detector import PlateDetector
 from tracker.sort import PlateTracker, TrackerConfig
 from tracker.types import Detection, Track
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from sr_model.fusion import FusionEnhancer
 
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,7 +73,12 @@ class PipelineConfig:
     crop_every_s: a track's improved best crop is rewritten at most this often (s);
     report_every_s: report.json is rewritten this often (s) on live streams;
     sr_interval_s: each track's crop is super-resolved at most this often (s), its inset shows the
-    latest result in between (see stream.sr_schedule); 0 = every frame."""
+    latest result in between (see stream.sr_schedule); 0 = every frame;
+    fuse_k: crops per track fused by multi-frame SR once a track has that many (only with a fusion
+    enhancer; <= 1 = single-frame SR); max_reads_per_track: the vote runs over a track's last this
+    many reads; forget_after_s: a track gone this long (s of input at the input's frame rate)
+    drops its reads (its result stays in the report); background_reads: OCR on a background
+    thread that drops reads while busy (None: for live streams only)."""
 
     detect_every: int = 1
     detect_batch: int = 4
@@ -64,6 +89,10 @@ class PipelineConfig:
     crop_every_s: float = 2.0
     report_every_s: float = 10.0
     sr_interval_s: float = 0.2
+    fuse_k: int = 5
+    max_reads_per_track: int = 64
+    forget_after_s: float = 30.0
+    background_reads: bool | None = None
 
 
 @dataclass
@@ -80,6 +109,14 @@ class TrackSummary:
     mean_score: float = 0.0
     best_frame: int = -1
     best_crop: str = ""
+    enhanced: int = 0       # times the track's crop was super-resolved on its frame
+    fused: int = 0          # of those, by multi-frame fusion
+    read: str = ""          # voted plate text (normalised: upper case letters and digits), "" = none
+    read_confidence: float = 0.0
+    n_reads: int = 0        # non-empty reads in the vote
+    read_support: int = 0   # reads equal to the voted text
+    read_frame: int = -1    # frame of the evidence read, whose image is read_crop
+    read_crop: str = ""
 
 
 @dataclass
@@ -105,6 +142,26 @@ class _BestCrop:
     crop: PlateCrop
     written: bool = False
     written_at: float = float("-inf")  # time.monotonic() of the last write
+    sequence: tuple[np.ndarray, ...] | None = None  # the track's last fuse_k crops up to this one
+
+
+@dataclass
+class _RunState:
+    """What one run keeps per track between frames (all of it bounded by the live tracks, except
+    the small per-track summaries and best crops)."""
+
+    jsonl: TextIO
+    summaries: dict[int, TrackSummary]
+    best: dict[int, _BestCrop]
+    scheduler: SRScheduler
+    history: dict[int, deque]  # track id -> its last fuse_k crops, (h, w, 3) uint8 BGR, oldest first
+    votes: TrackVotes
+    reads: ReadQueue | None
+    read_throttle: SRScheduler  # when reads run without SR
+    read_written_at: dict[int, float] = field(default_factory=dict)
+    clock: int = 0  # frames processed
+    sr_s: float = 0.0  # wall time in single-frame super-resolution
+    fusion_s: float = 0.0  # wall time in multi-frame fusion
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -123,14 +180,22 @@ class EnhancePipeline:
     """
 
     def __init__(self, detector: PlateDetector, enhancer: PlateEnhancer | None,
-                 config: PipelineConfig = PipelineConfig(), tracker_config: TrackerConfig | None = None) -> None:
+                 config: PipelineConfig = PipelineConfig(), tracker_config: TrackerConfig | None = None,
+                 reader: PlateReader | None = None, fusion: FusionEnhancer | None = None) -> None:
+        """reader: reads plates (None: no reads); fusion: multi-frame SR used once a track has
+        ``config.fuse_k`` crops (None, ``fuse_k <= 1`` or no enhancer: single-frame SR only)."""
         self.detector = detector
         self.enhancer = enhancer if config.enhance else None
         self.config = config
         self.tracker_config = tracker_config
+        self.reader = reader
+        self.fusion = fusion if (self.enhancer is not None and config.fuse_k >= 2) else None
 
     def run(self, source: VideoSource | LiveSource, out_dir: str | Path, progress: bool = True,
-            label: str = "") -> RunResult:
+            label: str = "", stop: threading.Event | None = None, progress_position: int | None = None) -> RunResult:
+        """Enhance ``source`` into ``out_dir`` until it ends, ``stop`` is set (from another thread;
+        the files are finished as at the end of the input) or an error or signal ends the run.
+        progress_position: the tqdm bar's line when several runs share the terminal."""
         out_dir = Path(out_dir)
         live = isinstance(source, LiveSource)
         try:
@@ -145,17 +210,22 @@ class EnhancePipeline:
         sink = VideoSink(out_dir / VIDEO_NAME, info.width, info.height, info.fps, info.time_base,
                          crf=self.config.crf, preset=self.config.preset, audio=info.audio,
                          fragment_s=1.0 if live else None, keyint=max(1, round(2 * info.fps)) if live else None,
-                         low_latency=live)
+                         low_latency=live, background=True)  # x264 overlaps the next frame's models
         tracker = self._new_tracker(info.width, info.height)
         id_offset = 0  # added to the tracker's ids, which restart at 1 after each reset
         summaries: dict[int, TrackSummary] = {}
         best: dict[int, _BestCrop] = {}
-        scheduler = SRScheduler(self.config.sr_interval_s)
+        background = live if self.config.background_reads is None else self.config.background_reads
+        st = _RunState(jsonl=jsonl, summaries=summaries, best=best, scheduler=SRScheduler(self.config.sr_interval_s),
+                       history={}, votes=TrackVotes(self.config.max_reads_per_track,
+                                                    max(1, round(self.config.forget_after_s * (info.fps or 30)))),
+                       reads=ReadQueue(self.reader, background=background) if self.reader is not None else None,
+                       read_throttle=SRScheduler(self.config.sr_interval_s))
         frames_done = 0
         t_start = time.perf_counter()
         last_report = time.monotonic()
         bar = tqdm(total=info.n_frames or None, unit="frame", desc=label or "enhance", disable=not progress,
-                   dynamic_ncols=True)
+                   dynamic_ncols=True, position=progress_position)
         chunk: list[Frame] = []
 
         def result_now() -> RunResult:
@@ -173,18 +243,22 @@ class EnhancePipeline:
                 tracks = tracker.update(found.get(frame.index), frame.pts_s)
                 for tr in tracks:
                     tr.track_id += id_offset
-                image = self._process_frame(frame, tracks, jsonl, summaries, best, scheduler)
+                st.clock = frames_done
+                image = self._process_frame(frame, tracks, st)
                 sink.write(image, frame.pts_s)
                 frames_done += 1
                 bar.update(1)
             chunk.clear()
             self._write_best_crops(out_dir, best, summaries)
+            self._write_read_crops(out_dir, st)
             if live and time.monotonic() - last_report >= self.config.report_every_s:
-                self._write_report(result_now(), source)
+                self._write_report(result_now(), source, self._report_extra(st))
                 last_report = time.monotonic()
 
         try:
             for item in source:
+                if stop is not None and stop.is_set():  # another thread ends the run (several streams)
+                    break
                 if isinstance(item, av.Packet):
                     sink.mux_audio(item)
                     continue
@@ -213,12 +287,15 @@ class EnhancePipeline:
                     jsonl.close()
                     if events is not None:
                         events.close()
+                    if st.reads is not None:  # reads still on the OCR thread count in the vote
+                        self._apply_reads(st.reads.close(), st)
                     try:
                         self._write_best_crops(out_dir, best, summaries, force=True)
+                        self._write_read_crops(out_dir, st, force=True)
                     except OutputError as exc:  # never hide the error that ended the run
                         log.error("%s", exc)
                     result = result_now()
-                    self._write_report(result, source)
+                    self._write_report(result, source, self._report_extra(st))
         return result
 
     def _new_tracker(self, width: int, height: int) -> PlateTracker:
@@ -234,8 +311,7 @@ class EnhancePipeline:
                                      "size": list(event.size), "size_changed": event.size_changed,
                                      "down_s": round(event.down_s, 3), "reason": event.reason}) + "\n")
 
-    def _process_frame(self, frame: Frame, tracks: list[Track], jsonl, summaries: dict[int, TrackSummary],
-                       best: dict[int, _BestCrop], scheduler: SRScheduler) -> np.ndarray:
+    def _process_frame(self, frame: Frame, tracks: list[Track], st: _RunState) -> np.ndarray:
         width, height = frame.size
         crops: list[PlateCrop] = []
         for tr in tracks:
@@ -244,35 +320,105 @@ class EnhancePipeline:
             if pixels is not None:
                 crops.append(PlateCrop(track_id=tr.track_id, frame_index=frame.index, box=box, score=tr.score,
                                        image=pixels))
+        for tr in tracks:
+            self._summarise(frame, tr, st.summaries)
+        if self.fusion is not None:
+            for c in crops:
+                ring = st.history.get(c.track_id)
+                if ring is None:
+                    ring = st.history[c.track_id] = deque(maxlen=self.config.fuse_k)
+                ring.append(c.image)
+            live_ids = {tr.track_id for tr in tracks}
+            for tid in [t for t in st.history if t not in live_ids]:
+                del st.history[tid]
         if self.enhancer is not None and crops:
             detected = {tr.track_id: tr.detected for tr in tracks}
-            due = scheduler.due([c.track_id for c in crops], [detected[c.track_id] for c in crops], frame.pts_s)
+            due = st.scheduler.due([c.track_id for c in crops], [detected[c.track_id] for c in crops], frame.pts_s)
             todo = [c for c, d in zip(crops, due) if d]
             if todo:  # one batch for every due track of this frame
-                for crop, enhanced in zip(todo, self.enhancer.enhance([c.image for c in todo])):
-                    crop.enhanced = enhanced
-                    scheduler.store(crop.track_id, enhanced, frame.pts_s)
-            scheduler.keep_only(tr.track_id for tr in tracks)
+                self._enhance(todo, st.history, st)
+                for crop in todo:
+                    st.scheduler.store(crop.track_id, crop.enhanced, frame.pts_s)
+                    summary = st.summaries[crop.track_id]
+                    summary.enhanced += 1
+                    summary.fused += crop.fused > 0
+            st.scheduler.keep_only(tr.track_id for tr in tracks)
         by_id = {c.track_id: c for c in crops}
+        arrived: dict[int, TrackRead] = {}
+        if st.reads is not None:
+            st.reads.submit(self._read_requests(frame, tracks, crops, st))
+            arrived = self._apply_reads(st.reads.poll(), st)
+            st.votes.seen((tr.track_id for tr in tracks), st.clock)
         # Drawn in place: nothing reads the decoded frame after this (crops above are copies).
         annotated = frame.image
         for tr in tracks:
-            self._record(frame, tr, jsonl, summaries)
+            voted = st.votes.voted(tr.track_id) if st.reads is not None else None
+            self._write_line(frame, tr, st.jsonl, arrived.get(tr.track_id), voted)
             crop = by_id.get(tr.track_id)
             if crop is not None and tr.detected:
                 q = crop_quality(crop.image, tr.score)
-                old = best.get(tr.track_id)
+                old = st.best.get(tr.track_id)
                 if old is None or q > old.quality:
-                    best[tr.track_id] = _BestCrop(q, crop, written_at=old.written_at if old else float("-inf"))
-            draw_track(annotated, tr.box, tr.track_id, scheduler.latest(tr.track_id))
+                    ring = st.history.get(tr.track_id)
+                    seq = tuple(ring) if crop.enhanced is None and ring is not None and len(ring) >= self.config.fuse_k else None
+                    st.best[tr.track_id] = _BestCrop(q, crop, written_at=old.written_at if old else float("-inf"),
+                                                     sequence=seq)
+            draw_track(annotated, tr.box, tr.track_id, st.scheduler.latest(tr.track_id),
+                       label=voted.text if voted is not None else "")
         return annotated
 
+    def _enhance(self, crops: list[PlateCrop], history: dict[int, deque], st: _RunState) -> None:
+        """Set ``enhanced`` (and ``fused``) on every crop: fused from the track's last ``fuse_k``
+        crops where it has that many, else the single-frame generator; one batch each."""
+        k = self.config.fuse_k
+        fuse = [c for c in crops if self.fusion is not None and len(history.get(c.track_id, ())) >= k]
+        single = [c for c in crops if not (self.fusion is not None and len(history.get(c.track_id, ())) >= k)]
+        if fuse:
+            t0 = time.perf_counter()
+            for crop, plate in zip(fuse, self.fusion.enhance([list(history[c.track_id]) for c in fuse])):
+                crop.enhanced, crop.fused = plate.image, plate.frames_used
+            st.fusion_s += time.perf_counter() - t0
+        if single:
+            t0 = time.perf_counter()
+            for crop, enhanced in zip(single, self.enhancer.enhance([c.image for c in single])):
+                crop.enhanced = enhanced
+            st.sr_s += time.perf_counter() - t0
+
+    def _read_requests(self, frame: Frame, tracks: list[Track], crops: list[PlateCrop],
+                       st: _RunState) -> list[ReadRequest]:
+        """The plates to read on this frame: each one enhanced on it (the SR throttle chose it);
+        without SR, the bicubic ×4 crops of the tracks the same throttle lets through."""
+        if self.enhancer is not None:
+            return [ReadRequest(c.track_id, frame.index, frame.pts_s, c.enhanced) for c in crops
+                    if c.enhanced is not None]
+        if not crops:
+            return []
+        detected = {tr.track_id: tr.detected for tr in tracks}
+        due = st.read_throttle.due([c.track_id for c in crops], [detected[c.track_id] for c in crops], frame.pts_s)
+        out = []
+        for c, d in zip(crops, due):
+            if d:
+                up = bicubic_upscale(c.image, 4)
+                st.read_throttle.store(c.track_id, up, frame.pts_s)
+                out.append(ReadRequest(c.track_id, frame.index, frame.pts_s, up))
+        st.read_throttle.keep_only(tr.track_id for tr in tracks)
+        return out
+
     @staticmethod
-    def _record(frame: Frame, tr: Track, jsonl, summaries: dict[int, TrackSummary]) -> None:
-        line = {"frame": frame.index, "time_s": round(frame.pts_s, 4), "track_id": tr.track_id,
-                "box": [round(float(v), 1) for v in tr.box], "score": round(float(tr.score), 4),
-                "detected": bool(tr.detected), "state": tr.state.value}
-        jsonl.write(json.dumps(line) + "\n")
+    def _apply_reads(results: list[TrackRead], st: _RunState) -> dict[int, TrackRead]:
+        """Count reads in their tracks' votes and summaries; returns the latest read per track."""
+        latest: dict[int, TrackRead] = {}
+        for r in results:
+            voted = st.votes.add(r, st.clock)
+            latest[r.track_id] = r
+            s = st.summaries.get(r.track_id)
+            if s is not None and voted is not None:
+                s.read, s.read_confidence = voted.text, voted.confidence
+                s.n_reads, s.read_support = voted.n_reads, voted.support
+        return latest
+
+    @staticmethod
+    def _summarise(frame: Frame, tr: Track, summaries: dict[int, TrackSummary]) -> None:
         s = summaries.get(tr.track_id)
         if s is None:
             s = summaries[tr.track_id] = TrackSummary(tr.track_id, frame.index, frame.index, frame.pts_s, frame.pts_s)
@@ -281,6 +427,19 @@ class EnhancePipeline:
         if tr.detected:
             s.mean_score += (tr.score - s.mean_score) / (s.detected_frames + 1)
             s.detected_frames += 1
+
+    @staticmethod
+    def _write_line(frame: Frame, tr: Track, jsonl: TextIO, read: TrackRead | None, voted: VotedRead | None) -> None:
+        """One tracks.jsonl line; with the read that arrived for the track on this frame, if any
+        (``read_frame``: the frame it was read from; later than it on live streams)."""
+        line = {"frame": frame.index, "time_s": round(frame.pts_s, 4), "track_id": tr.track_id,
+                "box": [round(float(v), 1) for v in tr.box], "score": round(float(tr.score), 4),
+                "detected": bool(tr.detected), "state": tr.state.value}
+        if read is not None:
+            line.update(read=normalise_plate(read.read.text), read_confidence=round(float(read.read.score), 4),
+                        read_frame=read.frame_index, voted=voted.text if voted is not None else "",
+                        voted_confidence=round(voted.confidence, 4) if voted is not None else 0.0)
+        jsonl.write(json.dumps(line) + "\n")
 
     def _write_best_crops(self, out_dir: Path, best: dict[int, _BestCrop], summaries: dict[int, TrackSummary],
                           force: bool = False) -> None:
@@ -293,24 +452,65 @@ class EnhancePipeline:
                 continue
             crop = entry.crop
             if crop.enhanced is None and self.enhancer is not None:  # not due for SR on its own frame
-                crop.enhanced = self.enhancer.enhance([crop.image])[0]
+                if entry.sequence is not None and self.fusion is not None:  # fused like its inset would be
+                    plate = self.fusion.enhance([list(entry.sequence)])[0]
+                    crop.enhanced, crop.fused = plate.image, plate.frames_used
+                else:
+                    crop.enhanced = self.enhancer.enhance([crop.image])[0]
+            entry.sequence = None
             enhanced = crop.enhanced
             scale = self.enhancer.scale if self.enhancer is not None else 4
             if enhanced is None:
                 enhanced = bicubic_upscale(crop.image, scale)
+            # the enhanced crop may come from a shrunk input (tall crops): scale the bicubic to match
             bicubic = bicubic_upscale(crop.image, enhanced.shape[0] // max(1, crop.image.shape[0]) or scale)
-            name = f"{CROPS_DIR}/track_{int(track_id):04d}.png"
+            name = f"{CROPS_DIR}/{BEST_CROP_NAME.format(int(track_id))}"
             try:
                 _atomic_write(out_dir / name, _png(comparison_panel(crop.image, bicubic, enhanced)))
-                _atomic_write(out_dir / f"{CROPS_DIR}/track_{int(track_id):04d}_enhanced.png", _png(enhanced))
+                _atomic_write(out_dir / CROPS_DIR / ENHANCED_CROP_NAME.format(int(track_id)), _png(enhanced))
             except OSError as exc:
                 raise OutputError(f"cannot write crops to {out_dir / CROPS_DIR}: {exc.strerror or exc}") from None
             entry.written, entry.written_at = True, now
             summaries[track_id].best_frame = crop.frame_index
             summaries[track_id].best_crop = name
 
+    def _write_read_crops(self, out_dir: Path, st: _RunState, force: bool = False) -> None:
+        """Write each track's evidence image (the plate its voted text was best read from) when it
+        changed, at most every ``crop_every_s`` per track unless ``force``; atomically."""
+        now = time.monotonic()
+        for track_id in st.votes.track_ids():
+            ev = st.votes.evidence(track_id)
+            if ev is None or ev.written or (not force and now - st.read_written_at.get(track_id, float("-inf"))
+                                            < self.config.crop_every_s):
+                continue
+            name = f"{CROPS_DIR}/{READ_CROP_NAME.format(int(track_id))}"
+            try:
+                _atomic_write(out_dir / name, _png(ev.image))
+            except OSError as exc:
+                raise OutputError(f"cannot write crops to {out_dir / CROPS_DIR}: {exc.strerror or exc}") from None
+            ev.written, st.read_written_at[track_id] = True, now
+            summary = st.summaries.get(track_id)
+            if summary is not None:
+                summary.read_frame, summary.read_crop = ev.frame_index, name
+        live = set(st.votes.track_ids())
+        for tid in [t for t in st.read_written_at if t not in live]:
+            del st.read_written_at[tid]
+
+    def _report_extra(self, st: _RunState) -> dict:
+        """report.json's description of the reads and the fusion of this run."""
+        q = st.reads
+        reads = {"enabled": q is not None}
+        if q is not None:
+            reads.update(engine=_ocr_engine(), mode="background" if q.background else "inline",
+                         source="enhanced" if self.enhancer is not None else "bicubic x4",
+                         done=q.done, dropped=q.dropped, failed=q.failed, seconds=round(q.seconds, 2))
+        fusion = {"k": self.config.fuse_k if self.fusion is not None else 0}
+        # wall time of the per-frame stages (inline reads: reads.seconds), to see what a run spent where
+        stages = {"super_resolution_s": round(st.sr_s, 2), "fusion_s": round(st.fusion_s, 2)}
+        return {"reads": reads, "fusion": fusion, "stage_seconds": stages}
+
     @staticmethod
-    def _write_report(result: RunResult, source: VideoSource | LiveSource) -> None:
+    def _write_report(result: RunResult, source: VideoSource | LiveSource, extra: dict | None = None) -> None:
         info = source.info
         report = {
             "input": source.display_name,
@@ -319,7 +519,9 @@ class EnhancePipeline:
             "processing_fps": round(result.fps, 2),
             "outputs": {"video": VIDEO_NAME, "tracks": TRACKS_NAME, "crops": CROPS_DIR},
             "tracks": [{**asdict(s), "first_s": round(s.first_s, 3), "last_s": round(s.last_s, 3),
-                        "mean_score": round(s.mean_score, 4)} for s in result.tracks],
+                        "mean_score": round(s.mean_score, 4), "read_confidence": round(s.read_confidence, 4)}
+                       for s in result.tracks],
+            **(extra or {}),
         }
         if isinstance(source, LiveSource):
             st = source.stats
@@ -330,6 +532,15 @@ class EnhancePipeline:
             _atomic_write(result.report, json.dumps(report, indent=2).encode())
         except OSError as exc:
             log.error("cannot write %s: %s", result.report, exc.strerror or exc)
+
+
+def _ocr_engine() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"rapidocr {version('rapidocr')} recognition only"
+    except Exception:  # metadata missing (e.g. a vendored copy): the name is enough
+        return "rapidocr recognition only"
 
 
 def _png(image: np.ndarray) -> bytes:

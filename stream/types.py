@@ -31,6 +31,8 @@ class PlateCrop:
 
     box: (4,) float32 crop box in frame pixels (the track box plus margin, clipped to the frame).
     image: (h, w, 3) uint8 BGR low-resolution crop; enhanced: (h*s, w*s, 3) uint8 BGR or None.
+    fused: crops fused into ``enhanced`` by multi-frame SR (this one included; 0 = single-frame
+    SR or not enhanced).
     """
 
     track_id: int
@@ -39,3 +41,4 @@ class PlateCrop:
     score: float
     image: np.ndarray
     enhanced: np.ndarray | None = None
+    fused: int = 0

@@ -141,3 +141,67 @@ def test_quick_run_end_to_end(tmp_path):
     assert hr_synth["exact_pct"] >= 60  # crisp rendered plates: the OCR must read them
     assert "tiny" in (out / "legibility.md").read_text()
     assert summary["timing_s"]["wall"] < 60
+
+
+# --------------------------------------------------------------------------- multi-frame methods
+@pytest.fixture(scope="module")
+def tiny_fusion(tmp_path_factory):
+    from sr_model.fusion import FusionNetConfig, build_fusion_model, save_fusion
+
+    return save_fusion(build_fusion_model(FusionNetConfig(channels=8, dec_blocks=1, att_channels=4)),
+                       tmp_path_factory.mktemp("fusion") / "tiny_fusion.safetensors")
+
+
+def test_voting_reads_every_frame_and_votes_per_character():
+    from benchmarks.legibility import LRInput, Results, Voted, evaluate_condition, interpolation_methods
+
+    crops = synthetic_set(2, seed=11)
+    grey = np.full_like(crops[0].hr, 128)
+    # Scale-1 inputs whose frames are the HR crop itself twice and a blank frame once: bicubic
+    # returns each frame unchanged, so the vote sees two true reads and one empty one.
+    inputs = [LRInput((c.hr, c.hr, np.full_like(c.hr, 128)), 1, (c.hr.shape[1], c.hr.shape[0])) for c in crops]
+    bicubic = interpolation_methods(["bicubic"])[0]
+    voted = Voted("voted_bicubic", bicubic, frames=3)
+    res = Results()
+    outs, reads = evaluate_condition(crops, inputs, [bicubic, voted], PlateReader(), res, "plain")
+    rows = {(r["plate"], r["method"]): r for r in res.reads}
+    for c in crops:
+        assert rows[(c.name, "voted_bicubic")]["exact"], rows[(c.name, "voted_bicubic")]
+        assert rows[(c.name, "voted_bicubic")]["psnr_db"] is None and rows[(c.name, "bicubic")]["psnr_db"] > 90
+    assert [len(r) for r in reads] == [2, 2] and np.array_equal(outs["voted_bicubic"][0], crops[0].hr)
+    blank_only = [LRInput((grey,), 1, (grey.shape[1], grey.shape[0]))]
+    res2 = Results()
+    evaluate_condition(crops[:1], blank_only, [Voted("v", bicubic, frames=1)], PlateReader(), res2, "plain")
+    assert res2.reads[0]["read"] == "" and not res2.reads[0]["exact"]  # nothing to vote on: an empty read
+
+
+def test_fusion_run_end_to_end(tmp_path, tiny_fusion):
+    from sr_model.generator import GeneratorConfig, build_generator
+    from sr_model.weights import save_generator
+
+    tiny = save_generator(build_generator(GeneratorConfig(channels=8, n_blocks=1)), tmp_path / "tiny.safetensors")
+    out = tmp_path / "out"
+    main(["--out", str(out), "--quick", "--data", str(tmp_path / "no_data"), "--synthetic", "3", "--no-shipped",
+          "--generator", str(tiny), "--interpolations", "bicubic", "--degradations", "degrade",
+          "--fusion", str(tiny_fusion), "--frames", "3", "--cost-tracks", "2"])
+    data = json.loads((out / "legibility.json").read_text())
+    methods = {r["method"] for r in data["results"]}
+    assert methods == {"HR", "bicubic", "tiny", "fused", "voted_bicubic", "voted_tiny", "voted_fused"}
+    assert data["config"]["degradations"] == ["degrade"]
+    for r in data["results"]:
+        if r["method"] in ("bicubic", "tiny", "fused"):
+            assert 5 < r["psnr_db"] < PSNR_CAP_DB and r["n"] == 3
+        elif r["method"].startswith("voted_"):
+            assert "psnr_db" not in r and r["n"] == 3
+    fused = next(m for m in data["methods"] if m["name"] == "fused")
+    assert fused["frames"] == 3 and fused["frames_used_total"] + fused["frames_dropped_total"] == 9
+    cost = data["fusion"]["cost"]
+    assert cost["frames"] == 3 and cost["tracks_per_batch"] == 2
+    for clock in ("cpu", "wall"):
+        assert cost[clock]["single_ms_per_output"] > 0 and cost[clock]["fused_ms_per_output"] > 0
+    md = (out / "legibility.md").read_text()
+    assert "## Multi-frame fusion" in md and "### Cost" in md and "voted_fused" in md
+    main(["--out", str(tmp_path / "cost"), "--no-shipped", "--generator", str(tiny), "--fusion", str(tiny_fusion),
+          "--frames", "2", "--cost-tracks", "2", "--cost-only"])
+    only = json.loads((tmp_path / "cost" / "cost.json").read_text())
+    assert only["frames"] == 2 and only["cpu"]["fused_over_single"] > 0 and (tmp_path / "cost" / "cost.md").is_file()

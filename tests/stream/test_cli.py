@@ -24,7 +24,7 @@ def test_help_documents_every_option():
     for option in ("--out", "--detector", "--generator", "--imgsz", "--conf", "--detect-every", "--no-sr",
                    "--crf", "--preset", "--threads", "--hwaccel", "--quiet", "--rtsp-transport", "--open-timeout",
                    "--read-timeout", "--max-reconnects", "--max-lag", "--status-interval", "--duration", "--backend", "--precision", "--device",
-                   "--sr-interval"):
+                   "--sr-interval", "--fuse", "--fusion-weights", "--no-read"):
         assert option in proc.stdout
 
 
@@ -51,7 +51,8 @@ def test_corrupt_generator_weights(tmp_path):
     assert_one_line_error(run_cli(str(clip), "-o", str(tmp_path / "o"), "--generator", str(bad)), "cannot read")
 
 
-@pytest.mark.parametrize("args, fragment", [(["--detect-every", "0"], "detect-every"), (["--imgsz", "100"], "imgsz")])
+@pytest.mark.parametrize("args, fragment", [(["--detect-every", "0"], "detect-every"), (["--imgsz", "100"], "imgsz"),
+                                            (["--fuse", "-1"], "fuse"), (["--fuse", "99"], "fuse")])
 def test_bad_options(tmp_path, args, fragment):
     proc = run_cli(str(tmp_path / "x.mp4"), *args)
     assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr
@@ -64,3 +65,54 @@ def test_backend_that_cannot_run_here_is_a_one_line_error(tmp_path):
     proc = run_cli(str(clip), "-o", str(tmp_path / "o"), "--backend", "eager", "--precision", "fp16")
     assert_one_line_error(proc, "fp16")
     assert proc.returncode == 2
+
+
+def test_missing_fusion_weights_is_a_one_line_error(tmp_path):
+    from conftest import make_video
+
+    clip = make_video(tmp_path / "v.mp4", n_frames=3)
+    proc = run_cli(str(clip), "-o", str(tmp_path / "o"), "--fuse", "3", "--fusion-weights", str(tmp_path / "none.safetensors"))
+    assert_one_line_error(proc, "fusion weights not found")
+    assert proc.returncode == 2
+
+
+def test_no_read_run(tmp_path):
+    import json
+
+    from conftest import make_video
+
+    clip = make_video(tmp_path / "v.mp4", n_frames=5)
+    proc = run_cli(str(clip), "-o", str(tmp_path / "o"), "--no-read", "--fuse", "0", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "tracks read" not in proc.stdout
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["reads"] == {"enabled": False} and report["fusion"] == {"k": 0}
+
+
+def test_several_inputs_run_in_one_process_with_one_folder_each(tmp_path, clip_3s):
+    import json
+
+    from conftest import make_video
+
+    other = make_video(tmp_path / "plain.mp4", n_frames=12)
+    out = tmp_path / "out"
+    proc = run_cli(str(clip_3s.video_path), str(other), str(clip_3s.video_path), "-o", str(out), "--quiet",
+                   "--no-read")
+    assert proc.returncode == 0, proc.stderr
+    folders = {"clip": clip_3s.n_frames, "plain": 12, "clip_2": clip_3s.n_frames}  # same name twice: numbered
+    for name, n_frames in folders.items():
+        report = json.loads((out / name / "report.json").read_text())
+        assert report["frames_processed"] == n_frames
+        assert (out / name / "annotated.mp4").stat().st_size > 0
+    tracks = [json.loads((out / n / "report.json").read_text())["tracks"] for n in ("clip", "clip_2")]
+    assert len(tracks[0]) >= 2 and len(tracks[0]) == len(tracks[1])  # the same input gives the same tracks
+    assert proc.stdout.count("frames in") == 3
+
+
+def test_a_bad_input_among_several_fails_before_any_work(tmp_path):
+    from conftest import make_video
+
+    good = make_video(tmp_path / "good.mp4", n_frames=5)
+    proc = run_cli(str(good), str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "o"), "--quiet")
+    assert_one_line_error(proc, "input not found")
+    assert proc.returncode == 2 and not (tmp_path / "o" / "good").exists()

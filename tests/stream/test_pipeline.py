@@ -54,6 +54,27 @@ def test_report_and_best_crops_per_track(run_result):
         assert t["first_frame"] <= t["best_frame"] <= t["last_frame"]
 
 
+def test_default_run_reads_the_plates_with_the_independent_ocr(clip_3s, run_result):
+    """The CLI's default run reads plates (RapidOCR on the enhanced crops, voted per track); on
+    this clip at least one plate is read exactly and every read is close to a true plate."""
+    from benchmarks.ocr import char_accuracy
+
+    report = json.loads((run_result / "report.json").read_text())
+    assert report["reads"]["enabled"] and report["reads"]["done"] > 0 and report["reads"]["dropped"] == 0
+    truths = [text for text, _ in clip_3s.plates.values()]
+    read = [t for t in report["tracks"] if t["read"]]
+    assert read
+    exact = 0
+    for t in read:
+        assert (run_result / t["read_crop"]).is_file() and t["n_reads"] >= t["read_support"] >= 1
+        best = max(char_accuracy(t["read"], truth) for truth in truths)
+        assert best >= 0.5, (t["read"], truths)
+        exact += t["read"] in truths
+    assert exact >= 1, ([t["read"] for t in read], truths)
+    lines = [json.loads(ln) for ln in (run_result / "tracks.jsonl").read_text().splitlines()]
+    assert sum("read" in ln for ln in lines) == report["reads"]["done"]
+
+
 def test_reconnect_resets_tracker_keeps_ids_unique_and_letterboxes(clip_3s, tmp_path):
     """A live source that reconnects at another frame size: the tracker starts afresh (no track
     carries over), ids stay unique, the recording keeps its size, and events.jsonl says so."""
@@ -119,3 +140,216 @@ def test_best_crops_are_on_disk_while_the_run_goes_on(clip_3s, tmp_path):
     with Watching(clip_3s.video_path) as src:
         pipe.run(src, tmp_path, progress=False)
     assert max(seen_during_run) >= 1
+
+
+# --------------------------------------------------------------------------- reads and fusion
+class _FakeEnhancer:
+    """×4 bicubic in place of the generator (fast, deterministic)."""
+
+    scale = 4
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def enhance(self, crops):
+        import cv2
+
+        self.calls += len(crops)
+        return [cv2.resize(c, (c.shape[1] * 4, c.shape[0] * 4), interpolation=cv2.INTER_CUBIC) for c in crops]
+
+
+class _FakeFusion:
+    """Records the sequences it is given; its output is a flat grey plate (value 77), so a fused
+    image is recognisable wherever it ends up."""
+
+    scale = 4
+
+    def __init__(self, k: int) -> None:
+        from types import SimpleNamespace
+
+        self.config = SimpleNamespace(k=k)
+        self.sequences: list[list[np.ndarray]] = []
+
+    def enhance(self, sequences):
+        from types import SimpleNamespace
+
+        self.sequences += sequences
+        return [SimpleNamespace(image=np.full((s[-1].shape[0] * 4, s[-1].shape[1] * 4, 3), 77, np.uint8),
+                                frames_used=len(s), frames_dropped=0) for s in sequences]
+
+
+class _ScriptedReader:
+    """Answers reads from a script, in turn: a plate mostly read right, sometimes with one wrong
+    character or empty."""
+
+    def __init__(self, script=(("AB-123", 0.9), ("A8123", 0.6), ("AB123", 0.8), ("", 0.0))) -> None:
+        from stream.reads import Read
+
+        self.script = [Read(t, s) for t, s in script]
+        self.images: list[np.ndarray] = []
+
+    def read(self, images):
+        out = []
+        for im in images:
+            out.append(self.script[len(self.images) % len(self.script)])
+            self.images.append(im)
+        return out
+
+
+def test_reads_are_voted_per_track_and_written_with_their_evidence(clip_3s, tmp_path):
+    import cv2
+
+    from stream.pipeline import EnhancePipeline, PipelineConfig
+    from stream.source import VideoSource
+    from tracker.detector import PlateDetector
+
+    reader = _ScriptedReader()
+    pipe = EnhancePipeline(PlateDetector(), _FakeEnhancer(), PipelineConfig(sr_interval_s=0.2, fuse_k=0),
+                           reader=reader)
+    with VideoSource(clip_3s.video_path) as src:
+        result = pipe.run(src, tmp_path, progress=False)
+    lines = [json.loads(ln) for ln in (tmp_path / "tracks.jsonl").read_text().splitlines()]
+    with_read = [ln for ln in lines if "read" in ln]
+    # one read per enhancement: the SR throttle (0.2 s at 30 fps) decides, nothing else
+    assert len(with_read) == len(reader.images) == sum(t.enhanced for t in result.tracks)
+    by_track: dict[int, list[float]] = {}
+    for ln in with_read:
+        assert ln["read_frame"] == ln["frame"]  # files read inline
+        assert ln["read"] in ("AB123", "A8123", "")
+        by_track.setdefault(ln["track_id"], []).append(ln["time_s"])
+    for times in by_track.values():
+        assert all(b - a >= 0.2 - 1e-6 for a, b in zip(times, times[1:]))
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["reads"]["enabled"] and report["reads"]["mode"] == "inline"
+    assert report["reads"]["done"] == len(reader.images)
+    read_tracks = [t for t in report["tracks"] if t["n_reads"]]
+    assert read_tracks
+    for t in read_tracks:
+        assert t["read"] == "AB123"  # 0.9 + 0.8 outvote 0.6 at the second character
+        assert 0 < t["read_confidence"] < 1
+        assert t["first_frame"] <= t["read_frame"] <= t["last_frame"]
+        evidence = cv2.imread(str(tmp_path / t["read_crop"]))
+        assert evidence is not None and evidence.shape[0] > 0
+        # the evidence is the image the OCR was given on that frame
+        assert any(im.shape == evidence.shape and np.array_equal(im, evidence) for im in reader.images)
+
+
+def test_no_reader_means_no_read_fields(clip_3s, tmp_path):
+    from stream.pipeline import EnhancePipeline, PipelineConfig
+    from stream.source import VideoSource
+    from tracker.detector import PlateDetector
+
+    pipe = EnhancePipeline(PlateDetector(), None, PipelineConfig(enhance=False))
+    with VideoSource(clip_3s.video_path) as src:
+        pipe.run(src, tmp_path, progress=False)
+    assert '"read' not in (tmp_path / "tracks.jsonl").read_text()
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["reads"] == {"enabled": False} and all(t["read"] == "" for t in report["tracks"])
+    assert not list((tmp_path / "crops").glob("*_read.png"))
+
+
+def test_fusion_takes_over_once_a_track_has_k_crops(clip_3s, tmp_path):
+    import cv2
+
+    from stream.pipeline import EnhancePipeline, PipelineConfig
+    from stream.source import VideoSource
+    from tracker.detector import PlateDetector
+
+    k = 3
+    fusion, enhancer = _FakeFusion(k), _FakeEnhancer()
+    pipe = EnhancePipeline(PlateDetector(), enhancer, PipelineConfig(sr_interval_s=0.1, fuse_k=k), fusion=fusion)
+    with VideoSource(clip_3s.video_path) as src:
+        result = pipe.run(src, tmp_path, progress=False)
+    assert fusion.sequences and enhancer.calls >= 1  # the first crops of a track: single-frame
+    assert {len(s) for s in fusion.sequences} == {k}  # ring buffer: never more than k crops
+    for s in fusion.sequences:  # consecutive crops of one plate: sizes close to the reference
+        assert all(abs(c.shape[0] - s[-1].shape[0]) <= 0.5 * s[-1].shape[0] + 2 for c in s)
+    for t in result.tracks:
+        if t.enhanced > 1:
+            assert 0 < t.fused < t.enhanced
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["fusion"] == {"k": k}
+    fused_best = 0
+    for t in report["tracks"]:
+        if t["best_crop"] and t["frames"] >= k:
+            enhanced = cv2.imread(str(tmp_path / t["best_crop"]).replace(".png", "_enhanced.png"))
+            fused_best += int((enhanced == 77).all())
+    assert fused_best >= 1  # the best crop shows the fused result once k frames exist
+
+
+def test_annotated_video_shows_the_voted_text(tmp_path):
+    """The label beside the track id is drawn: a frame with a read differs from one without."""
+    from stream.annotate import draw_track
+
+    a = np.zeros((120, 200, 3), np.uint8)
+    b = a.copy()
+    box = np.array([20, 20, 80, 40], np.float32)
+    draw_track(a, box, 1, None)
+    draw_track(b, box, 1, None, label="AB123")
+    diff = np.abs(a.astype(int) - b.astype(int)).sum(axis=2) > 0
+    cols = np.where(diff.any(axis=0))[0]
+    assert diff.any() and cols.min() > 20 + 10  # drawn to the right of "#1"
+
+
+def test_live_reads_run_beside_the_frame_loop_and_never_hold_it_up(tmp_path):
+    """A live source with an OCR far slower than the frames: reads go to the background thread,
+    the ones that find it busy are dropped (counted), the frame loop does not wait for them, and
+    the reads that did happen still reach tracks.jsonl and the report."""
+    import time
+
+    from stream.live import LIVE_TIME_BASE, LiveConfig, LiveSource, StreamEvent
+    from stream.pipeline import EnhancePipeline, PipelineConfig
+    from stream.reads import Read
+    from stream.source import SourceInfo
+    from stream.status import LiveStats
+    from stream.types import Frame
+    from tracker.types import Detection
+
+    n = 40
+
+    class Camera(LiveSource):
+        def __init__(self) -> None:
+            self.info = SourceInfo(320, 192, 30.0, 0, LIVE_TIME_BASE, "h264", None)
+            self.display_name, self.stats, self.config = "rtsp://***@cam/1", LiveStats(), LiveConfig()
+
+        def __iter__(self):  # 30 fps in real time, like a camera
+            yield StreamEvent("connected", (320, 192))
+            t0 = time.monotonic()
+            for i in range(n):
+                time.sleep(max(0.0, t0 + i / 30 - time.monotonic()))
+                img = np.full((192, 320, 3), 90, np.uint8)
+                img[80:110, 100 + i:190 + i] = 255
+                yield Frame(i, i / 30, img)
+
+        def close(self) -> None:
+            pass
+
+    class OnePlate:  # a detector that always finds the white box
+        def detect(self, images):
+            return [[Detection(np.array([100 + 0.0, 80, 190, 110], np.float32) + np.array([i, 0, i, 0], np.float32),
+                               0.9)] for i, _ in enumerate(images)]
+
+    class SlowReader:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def read(self, images):
+            self.calls += 1
+            time.sleep(0.5)
+            return [Read("LIVE1", 0.9) for _ in images]
+
+    reader = SlowReader()
+    pipe = EnhancePipeline(OnePlate(), _FakeEnhancer(), PipelineConfig(sr_interval_s=0.0, detect_batch=1, fuse_k=0),
+                           reader=reader)
+    t0 = time.monotonic()
+    result = pipe.run(Camera(), tmp_path, progress=False)
+    elapsed = time.monotonic() - t0
+    report = json.loads((tmp_path / "report.json").read_text())
+    reads = report["reads"]
+    assert reads["mode"] == "background" and reads["dropped"] > 0 and reads["done"] >= 1
+    assert reads["done"] + reads["dropped"] == sum(t.enhanced for t in result.tracks)
+    assert elapsed < 0.5 * sum(t.enhanced for t in result.tracks)  # inline would have slept this long
+    lines = [json.loads(ln) for ln in (tmp_path / "tracks.jsonl").read_text().splitlines()]
+    arrived = [ln for ln in lines if "read" in ln]
+    assert arrived and all(ln["read_frame"] <= ln["frame"] for ln in arrived)
+    assert [t["read"] for t in report["tracks"] if t["read"]] == ["LIVE1"]
