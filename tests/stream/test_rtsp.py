@@ -202,6 +202,20 @@ def test_udp_transport():
     assert len(frames) >= 10 and frames[0].image.shape == (96, 160, 3) and frames[0].pts_s < 0.01
 
 
+def _last_frame_index(tracks_jsonl) -> int:
+    """The frame index of the last complete line of a growing tracks.jsonl (-1: none yet)."""
+    try:
+        lines = tracks_jsonl.read_text().splitlines()
+    except FileNotFoundError:
+        return -1
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["frame"])
+        except (ValueError, KeyError):
+            continue  # a line still being written
+    return -1
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signals_finalise_outputs(clip_3s, tmp_path, sig, code):
     out = tmp_path / "out"
@@ -209,8 +223,8 @@ def test_signals_finalise_outputs(clip_3s, tmp_path, sig, code):
         proc = subprocess.Popen(cli(srv.url, "-o", str(out), "--imgsz", "320", "--open-timeout", "3"),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            wait_for(lambda: (out / "tracks.jsonl").is_file() and (out / "tracks.jsonl").stat().st_size > 0, 60,
-                     "the first track lines")
+            # A few frames in (a signal during the very first frame would rightly leave 0 frames).
+            wait_for(lambda: _last_frame_index(out / "tracks.jsonl") >= 3, 60, "track lines of frame 3")
             proc.send_signal(sig)
             _, stderr = proc.communicate(timeout=30)
         finally:
