@@ -15,7 +15,9 @@ from torch import nn
 
 from sr_model.generator import build_generator
 
-DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "srresnet_x4.safetensors"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+#: The shipped ×4 generator (``python -m train.generator``, see its docstring and the file's ``info``).
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "plate_sr_l1_x4.safetensors"
 
 
 class WeightsError(ValueError):
@@ -42,6 +44,15 @@ def read_metadata(path: str | Path) -> tuple[dict, dict]:
     if "config" not in meta:
         raise WeightsError(f"{path} has no generator config in its metadata")
     return json.loads(meta["config"]), json.loads(meta.get("info", "{}"))
+
+
+def update_info(path: str | Path, extra: dict) -> Path:
+    """Merge ``extra`` into a weights file's ``info`` metadata in place (tensors and config unchanged),
+    e.g. to record benchmark figures measured after training."""
+    config, info = read_metadata(path)
+    state = load_file(str(path))
+    save_file(state, str(path), metadata={"config": json.dumps(config), "info": json.dumps({**info, **extra})})
+    return Path(path)
 
 
 def load_generator(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:

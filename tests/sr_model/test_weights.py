@@ -3,27 +3,44 @@ import pytest
 import torch
 
 from sr_model.enhancer import PlateEnhancer
-from sr_model.generator import GeneratorConfig, build_generator
-from sr_model.weights import DEFAULT_WEIGHTS, WeightsError, load_generator, read_metadata, save_generator
+from sr_model.generator import GENERATORS, GeneratorConfig, build_generator
+from sr_model.weights import (DEFAULT_WEIGHTS, WEIGHTS_DIR, WeightsError, load_generator, read_metadata, save_generator,
+                              update_info)
 
 
-def test_round_trip_keeps_outputs(tmp_path):
-    model = build_generator(GeneratorConfig(channels=8, n_blocks=2)).eval()
+@pytest.mark.parametrize("arch", sorted(GENERATORS))
+def test_round_trip_keeps_outputs(tmp_path, arch):
+    model = build_generator(GeneratorConfig(arch=arch, channels=8, n_blocks=2)).eval()
+    torch.nn.init.normal_(list(model.parameters())[-2], std=0.01)  # no all-zero tail
     path = save_generator(model, tmp_path / "g.safetensors", info={"note": "test"})
     loaded, info = load_generator(path)
-    assert info == {"note": "test"}
+    assert info == {"note": "test"} and loaded.config == model.config
     x = torch.rand(2, 3, 12, 36)
     with torch.inference_mode():
         assert torch.allclose(model(x), loaded(x), atol=1e-6)
+    update_info(path, {"benchmark": {"x": 1}})
+    again, info2 = load_generator(path)
+    assert info2 == {"note": "test", "benchmark": {"x": 1}}
+    with torch.inference_mode():
+        assert torch.equal(again(x), loaded(x))
 
 
 def test_shipped_weights_load_and_record_their_training():
     assert DEFAULT_WEIGHTS.stat().st_size < 5 * 2**20  # a few MB at most
     config, info = read_metadata(DEFAULT_WEIGHTS)
-    assert config["arch"] == "srresnet" and config["scale"] == 4
-    assert "trained_on" in info and info["val"]["psnr_model_db"] > info["val"]["psnr_bicubic_db"]
+    assert config["arch"] in GENERATORS and config["scale"] == 4
+    assert "trained_on" in info and "val" in info
     model, _ = load_generator()
     assert not model.training
+
+
+def test_every_weights_file_in_the_package_loads():
+    files = sorted(WEIGHTS_DIR.glob("*.safetensors"))
+    gens = [f for f in files if f.name.startswith(("plate_sr", "srresnet"))]  # generators (not recognizer, fusion)
+    assert DEFAULT_WEIGHTS in gens
+    for f in gens:
+        model, info = load_generator(f)
+        assert model.scale in (2, 3, 4) and f.stat().st_size < 5 * 2**20 and info
 
 
 def test_missing_corrupt_and_wrong_arch_weights_fail_clearly(tmp_path):
@@ -41,6 +58,10 @@ def test_missing_corrupt_and_wrong_arch_weights_fail_clearly(tmp_path):
               metadata={"config": '{"arch": "srresnet", "scale": 4, "channels": 32, "n_blocks": 1}'})
     with pytest.raises(WeightsError, match="does not fit"):
         load_generator(tmp_path / "bad.safetensors")
+    save_file(load_file(str(small)), str(tmp_path / "arch.safetensors"),
+              metadata={"config": '{"arch": "espcn_res", "scale": 4, "channels": 16, "n_blocks": 1}'})
+    with pytest.raises(WeightsError, match="does not fit"):
+        load_generator(tmp_path / "arch.safetensors")
 
 
 def test_enhancer_handles_mixed_sizes_and_big_crops():

@@ -7,16 +7,94 @@ from sr_model.weights import load_generator
 from tracker.detector import PlateDetector
 
 
-def test_generator_training_writes_loadable_weights(tmp_path):
-    from train.generator import train_generator
+def _fake_openalpr(root, n=4):
+    import cv2
+    import numpy as np
 
-    out = tmp_path / "g.safetensors"
-    info = train_generator(out, steps=4, batch=2, channels=8, n_blocks=1, val_pairs=4, pool_size=8, log_csv=tmp_path / "log.csv")
-    model, saved = load_generator(out)
-    assert saved["loss"] == "L1" and "psnr_model_db" in saved["val"] and info == saved
-    assert (tmp_path / "log.csv").read_text().startswith("step,loss,psnr_model,psnr_bicubic")
+    folder = root / "openalpr" / "us"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        photo = rng.integers(60, 200, (240, 320, 3), dtype=np.uint8)
+        cv2.putText(photo, f"AB{i}2", (90, 150), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (10, 10, 10), 4)
+        (folder / f"car{i}.txt").write_text(f"car{i}.jpg\t80\t110\t130\t50\tAB{i}2\n")
+        cv2.imwrite(str(folder / f"car{i}.jpg"), photo)
+    return root
+
+
+def _tiny_run(tmp_path, phase, **kw):
+    from train.generator import RunConfig
+
+    base = dict(phase=phase, run_dir=str(tmp_path / f"run_{phase}"), channels=8, n_blocks=1, steps=2, batch=2,
+                synthetic=6, val_synthetic=3, context_per_photo=2, data=str(_data(tmp_path)), eval_every=1,
+                ckpt_every=1, val_fraction=0.25)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def _data(tmp_path):
+    root = tmp_path / "data"
+    if not root.exists():
+        _fake_openalpr(root)
+    return root
+
+
+def test_l1_run_writes_weights_checkpoint_csv_config_and_resumes(tmp_path):
+    import csv
+
+    from train.generator import train
+
+    # checkpoints more often than evaluations: a checkpoint before the first evaluation must not break it
+    cfg = _tiny_run(tmp_path, "l1", eval_every=2, ckpt_every=1)
+    info = train(cfg, ocr=False)
+    run = tmp_path / "run_l1"
+    for name in ("config.json", "log.csv", "checkpoint.pt", "best.safetensors", "last.safetensors"):
+        assert (run / name).exists(), name
+    assert json.loads((run / "config.json").read_text())["steps"] == 2
+    model, saved = load_generator(run / "best.safetensors")
+    assert saved == info and saved["loss"] == "L1" and saved["trained_on"]["openalpr_us"]["train_crops"] == 3
+    assert "us_val_psnr" in saved["val"]["model"] and "us_val_psnr" in saved["val"]["bicubic"]
     with torch.inference_mode():
         assert model(torch.rand(1, 3, 16, 32)).shape == (1, 3, 64, 128)
+    # --resume continues from step 2 to step 4: only step 4 is added to the log
+    from dataclasses import replace
+
+    train(replace(cfg, steps=4), resume=True, ocr=False)
+    with open(run / "log.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [2, 4]
+    blob = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert blob["step"] == 4
+
+
+def test_gan_run_with_a_tiny_recognizer_and_the_cli(tmp_path):
+    import csv
+
+    from sr_model.recognizer import RecognizerConfig, build_recognizer, save_recognizer
+    from sr_model.weights import save_generator
+    from sr_model.generator import GeneratorConfig, build_generator
+    from train.generator import main
+
+    rec = save_recognizer(build_recognizer(RecognizerConfig(height=16, width=64, channels=8, hidden=16)),
+                          tmp_path / "rec.safetensors")
+    init = save_generator(build_generator(GeneratorConfig(arch="espcn_res", channels=8, n_blocks=1)),
+                          tmp_path / "init.safetensors")
+    cfg = _tiny_run(tmp_path, "gan", init=str(init), recognizer=str(rec), hr_width=144)
+    cfg_file = tmp_path / "gan.json"
+    from dataclasses import asdict
+
+    cfg_file.write_text(json.dumps(asdict(cfg)))
+    main(["--config", str(cfg_file), "--no-ocr"])
+    run = tmp_path / "run_gan"
+    with open(run / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [1, 2]
+    assert {"loss_l1", "loss_adv", "loss_feat", "loss_ctc", "loss_d"} <= set(rows[0])
+    _, info = load_generator(run / "best.safetensors")
+    assert info["phase"] == "gan" and info["recognizer"] == str(rec)
+    blob = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert {"G", "D", "opt_G", "opt_D"} <= set(blob)
+    main(["--config", str(cfg_file), "--no-ocr", "--resume", "--steps", "3"])
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 3
 
 
 def test_detector_trains_one_tiny_epoch_offline(tmp_path):
