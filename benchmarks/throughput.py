@@ -19,8 +19,26 @@ import numpy as np
 import torch
 
 
+def _cpu_model() -> tuple[str, list[str]]:
+    """CPU model name and the vector extensions that decide CPU inference speed (bf16 is only fast
+    with AVX-512 BF16 / AMX; without them PyTorch emulates it)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name") and name in ("", "x86_64", platform.machine()):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
+    return name, [f for f in wanted if f in flags]
+
+
 def machine() -> dict:
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    cpu, isa = _cpu_model()
+    return {"cpu": cpu, "isa": isa, "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
