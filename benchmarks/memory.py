@@ -80,7 +80,7 @@ def concat_clips(segments: list[Path], out: Path, seconds: float) -> int:
     return written
 
 
-def _rss_mb(proc: psutil.Process) -> float:
+def rss_mb(proc: psutil.Process) -> float:
     """Resident memory of the process and its children, MiB."""
     total = proc.memory_info().rss
     for child in proc.children(recursive=True):
@@ -102,7 +102,7 @@ def run_cli(clip: Path, out_dir: Path, cli_args: list[str], sample_s: float = 0.
         samples: list[tuple[float, float]] = []
         while proc.poll() is None:
             try:
-                samples.append((time.monotonic() - t0, _rss_mb(ps)))
+                samples.append((time.monotonic() - t0, rss_mb(ps)))
             except psutil.NoSuchProcess:
                 break
             time.sleep(sample_s)

@@ -29,18 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "stream"))
 from rtsp_server import RtspServer, ensure_gst_rtsp, pattern_launch  # noqa: E402
 
+from benchmarks.memory import rss_mb  # noqa: E402
+
 RECONNECT_TARGET_S = 3.0
-
-
-def _rss_mb(proc: psutil.Process) -> float:
-    """Resident memory of the CLI and any children, MiB."""
-    total = proc.memory_info().rss
-    for child in proc.children(recursive=True):
-        try:
-            total += child.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total / 2**20
 
 
 def soak(minutes: float, restarts: int, out: Path, width: int, height: int, fps: int, down_s: float,
@@ -74,7 +65,7 @@ def soak(minutes: float, restarts: int, out: Path, width: int, height: int, fps:
             if cli.poll() is not None:
                 raise SystemExit(f"soak: the CLI exited early ({cli.returncode}); see {out / 'soak_stderr.log'}")
             if elapsed >= next_sample:
-                samples.append((elapsed, _rss_mb(ps)))
+                samples.append((elapsed, rss_mb(ps)))
                 next_sample += sample_s
             if restart_at and elapsed >= restart_at[0]:
                 restart_at.pop(0)

@@ -39,7 +39,7 @@ class BatchingCaller(Generic[T, R]):
         self._fn = fn
         self.max_batch = max(1, int(max_batch))
         self.max_wait_s = max(0.0, float(max_wait_s))
-        self._requests: queue.Queue = queue.Queue()
+        self._pending: queue.Queue = queue.Queue()
         self._closed = False
         self.calls = 0  # batched calls of fn so far (for benchmarks and tests)
         self.items = 0  # items passed to fn so far
@@ -55,14 +55,14 @@ class BatchingCaller(Generic[T, R]):
         if self._closed:
             raise RuntimeError("BatchingCaller is closed")
         fut: Future = Future()
-        self._requests.put((items, fut))
+        self._pending.put((items, fut))
         return fut.result()
 
     def close(self) -> None:
         """Stop the worker after the queued requests; later calls raise."""
         if not self._closed:
             self._closed = True
-            self._requests.put(_STOP)
+            self._pending.put(_STOP)
             self._worker.join(timeout=30)
 
     def _gather(self, first) -> tuple[list, bool]:
@@ -71,14 +71,14 @@ class BatchingCaller(Generic[T, R]):
         while n < self.max_batch:
             try:
                 timeout = deadline - time.monotonic()
-                req = self._requests.get(timeout=timeout) if timeout > 0 else self._requests.get_nowait()
+                req = self._pending.get(timeout=timeout) if timeout > 0 else self._pending.get_nowait()
             except queue.Empty:
                 break
             if req is _STOP:
                 stop = True
                 break
             if n + len(req[0]) > self.max_batch:
-                self._requests.put(req)  # next batch; order across callers does not matter
+                self._pending.put(req)  # next batch; order across callers does not matter
                 break
             batch.append(req)
             n += len(req[0])
@@ -86,7 +86,7 @@ class BatchingCaller(Generic[T, R]):
 
     def _serve(self) -> None:
         while True:
-            first = self._requests.get()
+            first = self._pending.get()
             if first is _STOP:
                 return
             batch, stop = self._gather(first)

@@ -250,6 +250,7 @@ class EnhancePipeline:
                 bar.update(1)
             chunk.clear()
             self._write_best_crops(out_dir, best, summaries)
+            EnhancePipeline._forget_finished_crops(best, summaries, frames_done, st.votes.forget_after)
             self._write_read_crops(out_dir, st)
             if live and time.monotonic() - last_report >= self.config.report_every_s:
                 self._write_report(result_now(), source, self._report_extra(st))
@@ -440,6 +441,15 @@ class EnhancePipeline:
                         read_frame=read.frame_index, voted=voted.text if voted is not None else "",
                         voted_confidence=round(voted.confidence, 4) if voted is not None else 0.0)
         jsonl.write(json.dumps(line) + "\n")
+
+    @staticmethod
+    def _forget_finished_crops(best: dict[int, _BestCrop], summaries: dict[int, TrackSummary],
+                               frame_index: int, after_frames: int) -> None:
+        """Drop the images of tracks gone for more than ``after_frames`` (``forget_after_s``) whose
+        best crop is on disk: such a track never comes back (ids are not reused), and keeping every
+        finished track's crops would make memory grow with the length of the video."""
+        for tid in [t for t, e in best.items() if e.written and frame_index - summaries[t].last_frame > after_frames]:
+            del best[tid]
 
     def _write_best_crops(self, out_dir: Path, best: dict[int, _BestCrop], summaries: dict[int, TrackSummary],
                           force: bool = False) -> None:

@@ -353,3 +353,23 @@ def test_live_reads_run_beside_the_frame_loop_and_never_hold_it_up(tmp_path):
     arrived = [ln for ln in lines if "read" in ln]
     assert arrived and all(ln["read_frame"] <= ln["frame"] for ln in arrived)
     assert [t["read"] for t in report["tracks"] if t["read"]] == ["LIVE1"]
+
+
+def test_finished_tracks_release_their_crops_once_written_and_gone_long_enough() -> None:
+    """Memory stays flat in video length: a track gone for forget_after_s keeps no images."""
+    from types import SimpleNamespace
+
+    from stream.pipeline import EnhancePipeline, _BestCrop
+    from stream.types import PlateCrop
+
+    def entry(written: bool) -> _BestCrop:
+        crop = PlateCrop(track_id=0, frame_index=0, box=np.zeros(4, np.float32), score=0.9,
+                         image=np.zeros((20, 60, 3), np.uint8))
+        return _BestCrop(quality=1.0, crop=crop, written=written)
+
+    best = {1: entry(True), 2: entry(True), 3: entry(False)}
+    summaries = {1: SimpleNamespace(last_frame=100), 2: SimpleNamespace(last_frame=950),
+                 3: SimpleNamespace(last_frame=10)}
+    EnhancePipeline._forget_finished_crops(best, summaries, frame_index=1000, after_frames=300)
+    # 1: written and gone 900 frames -> dropped; 2: seen recently -> kept; 3: not on disk yet -> kept
+    assert sorted(best) == [2, 3]
