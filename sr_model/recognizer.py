@@ -20,7 +20,6 @@ charset included) and ``info`` (training data, measured accuracies): see :func:`
 """
 from __future__ import annotations
 
-import json
 import string
 import unicodedata
 from dataclasses import asdict, dataclass, field
@@ -29,9 +28,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file
 from torch import nn
 
+from sr_model.weights import read_config_info, write_model_file
 from train.synth.plates import PROVINCES
 
 #: Every character the recognizer can output: digits, Latin upper case (all 26: real plates
@@ -213,26 +213,12 @@ def decode_greedy(log_probs: torch.Tensor, charset: str) -> list[str]:
 # --------------------------------------------------------------------------- weights I/O
 def save_recognizer(model: PlateRecognizer, path: str | Path, info: dict | None = None) -> Path:
     """Write ``model``'s tensors (float32) to ``path`` (.safetensors) with its config and ``info`` as metadata."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-    meta = {"config": json.dumps(model.config.to_dict(), ensure_ascii=False),
-            "info": json.dumps(info or {}, ensure_ascii=False)}
-    save_file(state, str(path), metadata=meta)
-    return path
+    return write_model_file(model.state_dict(), path, model.config.to_dict(), info)
 
 
 def read_recognizer_metadata(path: str | Path) -> tuple[dict, dict]:
     """(config, info) stored in a recognizer weights file."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError) as exc:
-        raise RecognizerWeightsError(f"cannot read recognizer weights {path}: {exc}") from None
-    if "config" not in meta:
-        raise RecognizerWeightsError(f"{path} has no recognizer config in its metadata")
-    return json.loads(meta["config"]), json.loads(meta.get("info", "{}"))
+    return read_config_info(path, "recognizer", RecognizerWeightsError)
 
 
 def load_recognizer(path: str | Path = DEFAULT_RECOGNIZER_WEIGHTS,

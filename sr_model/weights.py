@@ -24,26 +24,39 @@ class WeightsError(ValueError):
     """A weights file is missing, unreadable, or does not fit the architecture it names."""
 
 
-def save_generator(model: nn.Module, path: str | Path, info: dict | None = None) -> Path:
-    """Write ``model``'s weights and config to ``path`` (.safetensors)."""
+def write_model_file(state: dict[str, torch.Tensor], path: str | Path, config: dict, info: dict | None = None) -> Path:
+    """Write tensors (floating ones as float32, on the CPU) to ``path`` (.safetensors) with
+    ``config`` and ``info`` as JSON metadata: the format every model of ``sr_model`` ships in."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    meta = {"config": json.dumps(model.config.to_dict()), "info": json.dumps(info or {})}
+    state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    meta = {"config": json.dumps(config, ensure_ascii=False), "info": json.dumps(info or {}, ensure_ascii=False)}
     save_file(state, str(path), metadata=meta)
     return path
 
 
-def read_metadata(path: str | Path) -> tuple[dict, dict]:
-    """(config, info) stored in a weights file."""
+def read_config_info(path: str | Path, what: str, error: type[Exception]) -> tuple[dict, dict]:
+    """(config, info) from a file written by :func:`write_model_file`; ``error(one line)`` when it
+    cannot be read or holds no config (``what`` names the model in the message)."""
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except (SafetensorError, OSError) as exc:
-        raise WeightsError(f"cannot read generator weights {path}: {exc}") from None
+        raise error(f"cannot read {what} weights {path}: {exc}") from None
     if "config" not in meta:
-        raise WeightsError(f"{path} has no generator config in its metadata")
+        raise error(f"{path} has no {what} config in its metadata")
     return json.loads(meta["config"]), json.loads(meta.get("info", "{}"))
+
+
+def save_generator(model: nn.Module, path: str | Path, info: dict | None = None) -> Path:
+    """Write ``model``'s weights and config to ``path`` (.safetensors)."""
+    return write_model_file(model.state_dict(), path, model.config.to_dict(), info)
+
+
+def read_metadata(path: str | Path) -> tuple[dict, dict]:
+    """(config, info) stored in a weights file."""
+    return read_config_info(path, "generator", WeightsError)
 
 
 def update_info(path: str | Path, extra: dict) -> Path:
