@@ -1,9 +1,15 @@
 """Throughput on this machine: decode fps, detector ms/frame, generator crops/s, end-to-end fps.
 
     python -m benchmarks.throughput --out benchmarks/results/throughput [--quick]
+    python -m benchmarks.throughput --out benchmarks/results/throughput_gpu --device cuda \
+        --batches 1 32 256 1024 4096 --sizes 1920x1080 --streams 1 4 16 --no-naive
 
-End to end is the real CLI pipeline (decode → detect → track → SR → annotate → encode) on
-synthetic 720p and 1080p clips with plates. Writes throughput.json and throughput.md.
+End to end is the real pipeline (decode → detect → track → SR → annotate → encode) on
+synthetic clips with plates: in this process for one stream, beside a naive baseline in the same
+run (a detector call per frame, one eager fp32 generator call per crop on every frame,
+foreground encoding); ``--streams N ...`` runs the ``enhance-video`` CLI on N copies of the
+largest clip at once (one process, shared models) and reports each stream's and the total fps.
+Writes throughput.json, throughput.md and throughput.png.
 """
 from __future__ import annotations
 
@@ -63,17 +69,18 @@ def time_detector(detector, frames: list[np.ndarray], batch: int) -> float:
 
 
 def generator_table(batches: tuple[int, ...], repeats: int, size: tuple[int, int] = (32, 96),
-                    quick: bool = False) -> list[dict]:
-    """Crops per second of the shipped generator by back end, precision and batch size."""
+                    quick: bool = False, device: str = "cpu", min_seconds: float = 0.5) -> list[dict]:
+    """Crops per second of the shipped generator by back end, precision and batch size
+    (input: float crops already on ``device``; the timing ends with the outputs on the device)."""
     from sr_model.backends import BackendUnavailable, create_runner
     from sr_model.weights import load_generator
 
     model, _ = load_generator()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     variants = [("eager", "fp32", False), ("eager", "fp32", True), ("eager", "bf16", True), ("compile", "fp32", False),
                 ("onnx", "fp32", False)]
-    if device == "cuda":
-        variants += [("eager", "fp16", True), ("tensorrt", "fp16", False)]
+    if device.startswith("cuda"):  # ONNX Runtime's CUDA provider is a separate install (onnxruntime-gpu)
+        variants = [("eager", "fp32", False), ("eager", "fp16", True), ("eager", "bf16", True), ("compile", "fp16", False),
+                    ("tensorrt", "fp16", False)]
     if quick:  # compile alone takes a minute on CPU
         variants = [("eager", "fp32", False), ("onnx", "fp32", False)]
     rows = []
@@ -83,47 +90,104 @@ def generator_table(batches: tuple[int, ...], repeats: int, size: tuple[int, int
         except BackendUnavailable as exc:
             rows.append({"backend": backend, "precision": precision, "channels_last": cl, "skipped": str(exc)})
             continue
+        cuda = device.startswith("cuda")
         for b in batches:
             x = torch.rand(b, 3, *size, device=device)
-            run(x)  # warm-up (and compilation)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            for _ in range(repeats):
-                run(x)
-            if device == "cuda":
-                torch.cuda.synchronize()
+            with torch.inference_mode():
+                run(x)  # warm-up (and compilation)
+                if cuda:
+                    torch.cuda.synchronize()
+                t, n = time.perf_counter(), 0
+                while n < repeats or time.perf_counter() - t < min_seconds:  # fast rows: enough calls to time
+                    run(x)
+                    n += 1
+                    if cuda:
+                        torch.cuda.synchronize()
             rows.append({"backend": backend, "precision": precision, "channels_last": cl, "batch": b,
-                         "crops_per_s": round(b * repeats / (time.perf_counter() - t), 1)})
+                         "crops_per_s": round(b * n / (time.perf_counter() - t), 1)})
         print(rows[-1], flush=True)
     return rows
 
 
+def naive_pipeline(device: str):
+    """The baseline the pipeline's batching is measured against: the detector called on every
+    frame alone (torch back end), the generator called once per crop (eager fp32, no
+    channels-last) on every frame (no SR throttle), no reads, encoding in the pipeline thread."""
+    from sr_model.enhancer import EnhancerConfig, PlateEnhancer
+    from stream.pipeline import EnhancePipeline, PipelineConfig
+    from tracker.detector import DetectorConfig, PlateDetector
+
+    detector = PlateDetector(config=DetectorConfig(device=device, backend="torch", batch_size=1))
+    enhancer = PlateEnhancer(config=EnhancerConfig(device=device, backend="eager", batch_size=1))
+    return EnhancePipeline(detector, enhancer, PipelineConfig(detect_batch=1, sr_interval_s=0.0,
+                                                              background_encode=False))
+
+
+def streams_row(clip: Path, n: int, out_dir: Path, device: str, extra: tuple[str, ...] = ()) -> dict:
+    """Run ``enhance-video`` on ``n`` copies of ``clip`` in one process (shared detector and
+    generator, as a user would) and parse each stream's frames / seconds from its output."""
+    import re
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "stream.cli", *([str(clip)] * n), "-o", str(out_dir), "--device", device,
+           "--no-read", "-q", *extra]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    per = [(int(m[1]), float(m[2])) for m in re.finditer(r"(\d+) frames in ([\d.]+) s \(", proc.stdout)]
+    if proc.returncode != 0 or len(per) != n:
+        return {"streams": n, "error": (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"],
+                "returncode": proc.returncode}
+    fps = [f / max(sec, 1e-9) for f, sec in per]
+    return {"streams": n, "frames_per_stream": per[0][0], "min_stream_fps": round(min(fps), 1),
+            "mean_stream_fps": round(sum(fps) / n, 1),
+            "total_fps": round(sum(f for f, _ in per) / max(sec for _, sec in per), 1),
+            "wall_s_with_model_load": round(wall, 1)}
+
+
 def plot(results: dict, path: Path) -> None:
+    """Generator crops/s by batch, end-to-end fps by clip (pipeline vs naive) and, when measured,
+    total fps by number of streams."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    streams = [r for r in results.get("streams", []) if "total_fps" in r]
+    fig, axes = plt.subplots(1, 3 if streams else 2, figsize=(16 if streams else 11, 4))
     gen = [r for r in results["generator"] if "crops_per_s" in r]
     for key in dict.fromkeys((r["backend"], r["precision"], r["channels_last"]) for r in gen):
         pts = [r for r in gen if (r["backend"], r["precision"], r["channels_last"]) == key]
         label = f"{key[0]} {key[1]}" + (" CL" if key[2] else "")
         axes[0].plot([r["batch"] for r in pts], [r["crops_per_s"] for r in pts], marker="o", label=label)
-    axes[0].set(xscale="log", xlabel="batch (crops of 32x96)", ylabel="crops / s", title="generator x4")
-    axes[0].legend(fontsize=8)
+    axes[0].set(xscale="log", yscale="log", xlabel="batch (crops of 32x96)", ylabel="crops / s", title="generator x4")
+    if gen:
+        axes[0].legend(fontsize=8)
     vids = results["videos"]
-    keys = [k for k in vids[0] if k.startswith("end_to_end_fps")] if vids else []
+    keys = [k for k in (vids[0] if vids else {}) if k.startswith("end_to_end_fps") or k == "naive_fps"]
+    width = 0.8 / max(1, len(keys))
     for i, k in enumerate(keys):
-        axes[1].bar([j + i * 0.35 for j in range(len(vids))], [v[k] for v in vids], width=0.35,
+        axes[1].bar([j + i * width for j in range(len(vids))], [v.get(k, 0) for v in vids], width=width,
                     label=k.replace("end_to_end_fps_", "").replace("_", " "))
-    axes[1].set_xticks([j + 0.17 for j in range(len(vids))], [v["size"] for v in vids])
+    axes[1].set_xticks([j + 0.4 - width / 2 for j in range(len(vids))], [v["size"] for v in vids])
     axes[1].set(ylabel="frames / s", title="end to end (decode → encode)")
-    axes[1].legend(fontsize=8)
+    if keys:
+        axes[1].legend(fontsize=8)
+    if streams:
+        xs = [str(r["streams"]) for r in streams]
+        axes[2].bar(xs, [r["total_fps"] for r in streams], label="total")
+        axes[2].plot(xs, [r["min_stream_fps"] for r in streams], "ko-", label="slowest stream")
+        axes[2].set(xlabel=f"streams ({streams[0]['size']})", ylabel="frames / s", title="several streams, one process")
+        axes[2].legend(fontsize=8)
     fig.suptitle(f"{results['machine']['cpu']} x{results['machine']['cores']}, gpu={results['machine']['gpu']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def _size(text: str) -> tuple[int, int]:
+    w, h = text.lower().split("x")
+    return int(w), int(h)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,52 +196,96 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seconds", type=float, default=5.0, help="length of each test clip")
     p.add_argument("--quick", action="store_true", help="1-second 360p clip only")
+    p.add_argument("--device", default="cpu", help="torch device for the models: cpu, cuda")
+    p.add_argument("--batches", type=int, nargs="*", default=[1, 8, 32], help="generator batch sizes (none: skip)")
+    p.add_argument("--sizes", type=_size, nargs="*", default=[(1280, 720), (1920, 1080)], metavar="WxH",
+                   help="end-to-end clip sizes (none: skip)")
+    p.add_argument("--streams", type=int, nargs="*", default=[],
+                   help="also run the CLI on this many copies of the largest clip at once")
+    p.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive baseline")
+    p.add_argument("--sr-backend", default="auto", help="generator back end of the end-to-end runs")
+    p.add_argument("--sr-precision", default="fp32", help="generator precision of the end-to-end runs")
     args = p.parse_args(argv)
 
-    from sr_model.enhancer import PlateEnhancer
-    from stream.pipeline import EnhancePipeline
+    from sr_model.enhancer import EnhancerConfig, PlateEnhancer
+    from stream.pipeline import EnhancePipeline, PipelineConfig
     from stream.source import VideoSource, read_frames
-    from tracker.detector import PlateDetector
+    from tracker.detector import DetectorConfig, PlateDetector
     from train.synth.scenes import SceneConfig, write_scene_clip
 
-    detector, enhancer = PlateDetector(), PlateEnhancer()
-    sizes = [(640, 360)] if args.quick else [(1280, 720), (1920, 1080)]
+    detector = PlateDetector(config=DetectorConfig(device=args.device))
+    enhancer = PlateEnhancer(config=EnhancerConfig(device=args.device, backend=args.sr_backend,
+                                                   precision=args.sr_precision))
+    sizes = [(640, 360)] if args.quick else args.sizes
     seconds = 1.0 if args.quick else args.seconds
     results = {"machine": machine(),
-               "generator": generator_table((8,) if args.quick else (1, 8, 32), repeats=1 if args.quick else 3,
-                                            quick=args.quick),
-               "videos": []}
+               "generator": generator_table((8,) if args.quick else tuple(args.batches),
+                                            repeats=1 if args.quick else 3, quick=args.quick, device=args.device)
+               if (args.batches or args.quick) else [],
+               "videos": [], "streams": []}
+    write_report(results, args.out)
     with tempfile.TemporaryDirectory() as tmp:
+        clip = None
         for w, h in sizes:
             clip = write_scene_clip(Path(tmp) / f"{h}p", SceneConfig(width=w, height=h, seconds=seconds, n_plates=3),
                                     seed=4242)
             frames = read_frames(clip.video_path)
             row = {"size": f"{w}x{h}", "frames": len(frames), "decode_fps": round(time_decode(clip.video_path), 1),
                    "detector_ms_per_frame": round(time_detector(detector, frames[:16], batch=4), 1)}
+            del frames
             for every in (1, 3):
-                from stream.pipeline import PipelineConfig
-
                 pipe = EnhancePipeline(detector, enhancer, PipelineConfig(detect_every=every))
                 with VideoSource(clip.video_path) as src:
                     res = pipe.run(src, Path(tmp) / f"out{h}_{every}", progress=False)
                 row[f"end_to_end_fps_detect_every_{every}"] = round(res.fps, 2)
-            row["generator_backend"] = enhancer.backend
+            if args.naive and not args.quick:
+                with VideoSource(clip.video_path) as src:
+                    res = naive_pipeline(args.device).run(src, Path(tmp) / f"naive{h}", progress=False)
+                row["naive_fps"] = round(res.fps, 2)
+                row["speedup_vs_naive"] = round(row["end_to_end_fps_detect_every_1"] / max(res.fps, 1e-9), 2)
+                row["speedup_vs_naive_detect_every_3"] = round(row["end_to_end_fps_detect_every_3"] / max(res.fps, 1e-9), 2)
+            row["generator_backend"] = f"{enhancer.backend} {args.sr_precision}"
+            row["detector_backend"] = detector.backend
             results["videos"].append(row)
             print(row, flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "throughput.json").write_text(json.dumps(results, indent=2))
+            write_report(results, args.out)  # partial results survive a run cut short
+        for n in (args.streams if clip is not None else []):
+            row = {"size": results["videos"][-1]["size"],
+                   **streams_row(clip.video_path, n, Path(tmp) / f"streams{n}", args.device,
+                                 ("--backend", args.sr_backend, "--precision", args.sr_precision))}
+            results["streams"].append(row)
+            print(row, flush=True)
+            write_report(results, args.out)
+
+
+def write_report(results: dict, out: Path) -> None:
+    """throughput.json, throughput.md and throughput.png under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "throughput.json").write_text(json.dumps(results, indent=2))
     lines = [f"Machine: {results['machine']}", "",
              "Generator ×4 on 32x96 crops:", "", "| back end | precision | channels_last | batch | crops/s |",
              "|---|---|---|---|---|",
              *[f"| {g['backend']} | {g['precision']} | {g['channels_last']} | {g.get('batch', '-')} | "
                f"{g.get('crops_per_s', 'skipped: ' + g.get('skipped', ''))} |" for g in results["generator"]], "",
-             "| video | decode fps | detector ms/frame | end-to-end fps (detect every 1) | (every 3) |",
-             "|---|---|---|---|---|"]
+             "| video | decode fps | detector ms/frame | end-to-end fps (detect every 1) | (every 3) "
+             "| naive baseline fps | speed-up (every 1 / every 3) |",
+             "|---|---|---|---|---|---|---|"]
     for r in results["videos"]:
+        naive = (f"{r['naive_fps']} | {r['speedup_vs_naive']}x / {r['speedup_vs_naive_detect_every_3']}x"
+                 if "naive_fps" in r else "- | -")
         lines.append(f"| {r['size']} | {r['decode_fps']} | {r['detector_ms_per_frame']} | "
-                     f"{r['end_to_end_fps_detect_every_1']} | {r['end_to_end_fps_detect_every_3']} |")
-    (args.out / "throughput.md").write_text("\n".join(lines) + "\n")
-    plot(results, args.out / "throughput.png")
+                     f"{r['end_to_end_fps_detect_every_1']} | {r['end_to_end_fps_detect_every_3']} | {naive} |")
+    if results.get("streams"):
+        lines += ["", "Several streams in one process (`enhance-video` on N copies, --no-read):", "",
+                  "| video | streams | slowest stream fps | mean stream fps | total fps |", "|---|---|---|---|---|"]
+        for r in results["streams"]:
+            if "error" in r:
+                lines.append(f"| {r['size']} | {r['streams']} | failed: {r['error']} | | |")
+            else:
+                lines.append(f"| {r['size']} | {r['streams']} | {r['min_stream_fps']} | {r['mean_stream_fps']} | "
+                             f"{r['total_fps']} |")
+    (out / "throughput.md").write_text("\n".join(lines) + "\n")
+    plot(results, out / "throughput.png")
     print("\n".join(lines))
 
 

@@ -78,7 +78,8 @@ class PipelineConfig:
     enhancer; <= 1 = single-frame SR); max_reads_per_track: the vote runs over a track's last this
     many reads; forget_after_s: a track gone this long (s of input at the input's frame rate)
     drops its reads (its result stays in the report); background_reads: OCR on a background
-    thread that drops reads while busy (None: for live streams only)."""
+    thread that drops reads while busy (None: for live streams only); background_encode: x264 runs
+    on its own thread, overlapping the next frame's models."""
 
     detect_every: int = 1
     detect_batch: int = 4
@@ -93,6 +94,7 @@ class PipelineConfig:
     max_reads_per_track: int = 64
     forget_after_s: float = 30.0
     background_reads: bool | None = None
+    background_encode: bool = True
 
 
 @dataclass
@@ -210,7 +212,8 @@ class EnhancePipeline:
         sink = VideoSink(out_dir / VIDEO_NAME, info.width, info.height, info.fps, info.time_base,
                          crf=self.config.crf, preset=self.config.preset, audio=info.audio,
                          fragment_s=1.0 if live else None, keyint=max(1, round(2 * info.fps)) if live else None,
-                         low_latency=live, background=True)  # x264 overlaps the next frame's models
+                         low_latency=live,
+                         background=self.config.background_encode)  # x264 overlaps the next frame's models
         tracker = self._new_tracker(info.width, info.height)
         id_offset = 0  # added to the tracker's ids, which restart at 1 after each reset
         summaries: dict[int, TrackSummary] = {}

@@ -1,13 +1,20 @@
 """Train the plate detector (ultralytics YOLO from a model yaml, offline) and ship it as safetensors.
 
-    # the shipped corner (pose) detector: synthetic scenes + the allowed US photos, from the box model
-    python -m train.detector --synthetic 1200 --us ../shared/data/openalpr/us --us-repeat 3 \\
-        --init tracker/weights/plate_yolov8p.safetensors --imgsz 480 --hours 0.9 \\
-        --out tracker/weights/plate_yolov8p_pose.safetensors
+The shipped (default) corner detector came from three runs, each starting from the last:
+
+    # 1. box model on plain synthetic scenes (CPU)
+    python -m train.detector --model tracker/models/plate_yolov8p.yaml --plain-synthetic --synthetic 2000 \
+        --epochs 20 --imgsz 320 --out tracker/weights/plate_yolov8p.safetensors
+    # 2. corner (pose) model: randomised synthetic scenes + the allowed US photos (CPU, ~1 h)
+    python -m train.detector --synthetic 1000 --us ../shared/data/openalpr/us --us-repeat 3 \
+        --init tracker/weights/plate_yolov8p.safetensors --imgsz 480 --epochs 8 --hours 0.9 --batch 16 \
+        --threads 1 --seed 1 --out tracker/weights/plate_yolov8p_pose.safetensors
+    # 3. the same on a lent GPU: 36 epochs in 5 minutes (scripts/gpu_session.sh; runs on a CPU too, slowly)
+    python -m train.detector --synthetic 5000 --data-workers 13 --us ../shared/data/openalpr/us --us-repeat 3 \
+        --init tracker/weights/plate_yolov8p_pose.safetensors --imgsz 640 --hours 0.08 --batch 64 \
+        --workers 12 --device 0 --out tracker/weights/plate_yolov8p_pose.safetensors
     python -m train.detector --ccpd CCPD2019/ccpd_base --epochs 20           # a CCPD folder (labels in names)
     python -m train.detector --yolo my_dataset/data.yaml --epochs 50         # YOLO-format user data
-    python -m train.detector --synthetic 1500 --epochs 30 --model tracker/models/plate_yolov8p.yaml \
-        --plain-synthetic --out tracker/weights/plate_yolov8p.safetensors     # the box-only default
 
 Sources can be combined (``--synthetic`` + ``--us`` + ``--ccpd`` + ``--yolo``); each becomes a
 4-keypoint YOLO-pose dataset (plate box + corners tl, tr, br, bl; sources without corners, the
@@ -211,6 +218,7 @@ def train_detector(
         "model_yaml": Path(model_yaml).name,
         "init": Path(init).name if init else None,
         "init_tensors": n_init,
+        "device": device if device == "cpu" else f"cuda: {torch.cuda.get_device_name(0)}",
         "schedule": {k: v for k, v in kwargs.items()},
     }
     if pose:
@@ -221,9 +229,11 @@ def train_detector(
 
 def build_dataset(workdir: Path, synthetic: int = 0, us: Path | None = None, us_repeat: int = 1,
                   ccpd: Path | None = None, ccpd_limit: int | None = None, yolo: Path | None = None,
-                  seed: int = 0, imgsz: int = 640, pose: bool = True, randomise: bool = True) -> tuple[Path, str]:
+                  seed: int = 0, imgsz: int = 640, pose: bool = True, randomise: bool = True,
+                  data_workers: int = 1) -> tuple[Path, str]:
     """Write the chosen sources under ``workdir`` and one data.yaml over all; returns (yaml, note).
-    randomise: the synthetic images get the strong domain randomisation (distractors, photometry)."""
+    randomise: the synthetic images get the strong domain randomisation (distractors, photometry);
+    data_workers: processes rendering the synthetic images."""
     from train.ccpd import pose_data_yaml, write_ccpd_pose_dataset
     from train.synth.scenes import write_detection_dataset
 
@@ -232,14 +242,14 @@ def build_dataset(workdir: Path, synthetic: int = 0, us: Path | None = None, us_
             return yolo, str(yolo)
         if synthetic and not (us or ccpd or yolo):
             y = write_detection_dataset(workdir / "synthetic", n_images=synthetic, seed=seed, imgsz=imgsz,
-                                        randomise=randomise)
+                                        randomise=randomise, workers=data_workers)
             return y, f"synthetic scenes: {synthetic} images, seed {seed}{', randomised' if randomise else ''} (train.synth)"
         raise ValueError("a box-only model trains on one source (--synthetic or a box-only --yolo); "
                          "combined sources need the pose model")
     roots, notes = [], []
     if synthetic:
         write_detection_dataset(workdir / "synthetic", n_images=synthetic, seed=seed, imgsz=imgsz,
-                                keypoints=True, randomise=randomise)
+                                keypoints=True, randomise=randomise, workers=data_workers)
         roots.append(workdir / "synthetic")
         notes.append(f"synthetic scenes: {synthetic} images (15 % val), seed {seed}"
                      f"{', randomised' if randomise else ''} (train.synth)")
@@ -291,6 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu", help="'cpu', '0' for the first GPU")
     p.add_argument("--workers", type=int, default=0, help="data-loader processes")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--data-workers", type=int, default=1, help="processes rendering the synthetic images")
     p.add_argument("--freeze", type=int, default=None, help="freeze the first N layers (10: the backbone)")
     p.add_argument("--lr0", type=float, default=None, help="initial learning rate")
     p.add_argument("--seed", type=int, default=0)
@@ -311,7 +322,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         data_yaml, note = build_dataset(workdir, synthetic=args.synthetic, us=args.us, us_repeat=args.us_repeat,
                                         ccpd=args.ccpd, ccpd_limit=args.ccpd_limit, yolo=args.yolo, seed=args.seed,
-                                        imgsz=args.imgsz, pose=pose, randomise=not args.plain_synthetic)
+                                        imgsz=args.imgsz, pose=pose, randomise=not args.plain_synthetic,
+                                        data_workers=args.data_workers)
     except ValueError as exc:
         p.error(str(exc))
     info = train_detector(data_yaml, args.out, model_yaml=args.model, epochs=args.epochs, imgsz=args.imgsz,

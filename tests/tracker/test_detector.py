@@ -90,10 +90,17 @@ def test_corners_are_frame_pixels_in_tl_tr_br_bl_order(pose_detector, clip_3s):
         assert crop.ndim == 3 and crop.shape[1] > crop.shape[0]  # plates are wider than high
 
 
-def test_box_only_weights_have_no_corners(detector):
-    assert not detector.has_corners
-    out = detector.detect([np.zeros((64, 64, 3), np.uint8)])[0]
+def test_box_only_weights_have_no_corners():
+    from tracker.detector import BOX_WEIGHTS
+
+    box = PlateDetector(BOX_WEIGHTS)
+    assert not box.has_corners
+    out = box.detect([np.zeros((64, 64, 3), np.uint8)])[0]
     assert all(d.corners is None for d in out)
+
+
+def test_default_detector_gives_corners(detector):
+    assert DEFAULT_WEIGHTS == POSE_WEIGHTS and detector.has_corners
 
 
 def test_onnx_backend_matches_torch_and_caches(tmp_path, clip_3s):

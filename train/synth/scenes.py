@@ -1001,8 +1001,43 @@ def randomise_photometry(rng: np.random.Generator, img: np.ndarray) -> np.ndarra
     return out
 
 
+def _write_detection_image(out: Path, i: int, n_images: int, n_val: int, seed: int, imgsz: int,
+                           keypoints: bool, randomise: bool) -> None:
+    """Render, label and write image ``i`` of :func:`write_detection_dataset` (all its randomness
+    comes from ``(seed, i)``, so the set is the same however many processes write it)."""
+    rng = np.random.default_rng([int(seed), 0xDE7, i])
+    cfg = _random_detection_config(rng, imgsz)
+    scene = Scene(cfg, int(rng.integers(2**62)))
+    img, truths = scene.render(int(rng.integers(scene.n_frames)))
+    split = "val" if i >= n_images - n_val else "train"
+    W, H = cfg.width, cfg.height
+    if randomise:
+        rr = np.random.default_rng([int(seed), 0xD157, i])
+        _draw_distractors(rr, img, [p.box for p in truths], int(rr.integers(0, 7)))
+        img = randomise_photometry(rr, img)
+    rows = []
+    for p in truths:
+        if p.visibility < 0.5:
+            continue
+        x1, y1 = max(0.0, float(p.box[0])), max(0.0, float(p.box[1]))
+        x2, y2 = min(float(W), float(p.box[2])), min(float(H), float(p.box[3]))
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            continue
+        row = f"0 {(x1 + x2) / 2 / W:.6f} {(y1 + y2) / 2 / H:.6f} {(x2 - x1) / W:.6f} {(y2 - y1) / H:.6f}"
+        if keypoints:
+            for x, y in p.corners:
+                v = 2 if (0 <= x <= W and 0 <= y <= H) else 0
+                row += f" {min(max(x / W, 0.0), 1.0):.6f} {min(max(y / H, 0.0), 1.0):.6f} {v}"
+        rows.append(row)
+    stem = f"{i:06d}"
+    quality = int(rng.integers(70, 96)) if not randomise else int(np.random.default_rng([int(seed), 0x9A, i]).integers(30, 96))
+    cv2.imwrite(str(out / "images" / split / f"{stem}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    (out / "labels" / split / f"{stem}.txt").write_text("\n".join(rows) + ("\n" if rows else ""))
+
+
 def write_detection_dataset(out_dir: str | Path, n_images: int, seed: int, imgsz: int = 640,
-                            val_fraction: float = 0.15, keypoints: bool = False, randomise: bool = False) -> Path:
+                            val_fraction: float = 0.15, keypoints: bool = False, randomise: bool = False,
+                            workers: int = 1) -> Path:
     """Write a YOLO plate-detection dataset and return its ``data.yaml`` path.
 
     Layout: ``images/{train,val}/NNNNNN.jpg`` and ``labels/{train,val}/NNNNNN.txt`` with
@@ -1016,7 +1051,11 @@ def write_detection_dataset(out_dir: str | Path, n_images: int, seed: int, imgsz
     randomise: strong domain randomisation on top of the scene's own: plate-like distractors
         (signs, text lines, bars; see :func:`_draw_distractors`) and :func:`randomise_photometry`;
         JPEG quality 30..95 instead of 70..95.
+    workers: processes rendering images (the output does not depend on it).
     """
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
     from tqdm import tqdm
 
     out = Path(out_dir)
@@ -1024,35 +1063,15 @@ def write_detection_dataset(out_dir: str | Path, n_images: int, seed: int, imgsz
     for split in ("train", "val"):
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)
-    for i in tqdm(range(n_images), desc="detset", unit="img"):
-        rng = np.random.default_rng([int(seed), 0xDE7, i])
-        cfg = _random_detection_config(rng, imgsz)
-        scene = Scene(cfg, int(rng.integers(2**62)))
-        img, truths = scene.render(int(rng.integers(scene.n_frames)))
-        split = "val" if i >= n_images - n_val else "train"
-        W, H = cfg.width, cfg.height
-        if randomise:
-            rr = np.random.default_rng([int(seed), 0xD157, i])
-            _draw_distractors(rr, img, [p.box for p in truths], int(rr.integers(0, 7)))
-            img = randomise_photometry(rr, img)
-        rows = []
-        for p in truths:
-            if p.visibility < 0.5:
-                continue
-            x1, y1 = max(0.0, float(p.box[0])), max(0.0, float(p.box[1]))
-            x2, y2 = min(float(W), float(p.box[2])), min(float(H), float(p.box[3]))
-            if x2 - x1 < 2 or y2 - y1 < 2:
-                continue
-            row = f"0 {(x1 + x2) / 2 / W:.6f} {(y1 + y2) / 2 / H:.6f} {(x2 - x1) / W:.6f} {(y2 - y1) / H:.6f}"
-            if keypoints:
-                for x, y in p.corners:
-                    v = 2 if (0 <= x <= W and 0 <= y <= H) else 0
-                    row += f" {min(max(x / W, 0.0), 1.0):.6f} {min(max(y / H, 0.0), 1.0):.6f} {v}"
-            rows.append(row)
-        stem = f"{i:06d}"
-        quality = int(rng.integers(70, 96)) if not randomise else int(np.random.default_rng([int(seed), 0x9A, i]).integers(30, 96))
-        cv2.imwrite(str(out / "images" / split / f"{stem}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        (out / "labels" / split / f"{stem}.txt").write_text("\n".join(rows) + ("\n" if rows else ""))
+    write_one = partial(_write_detection_image, out, n_images=n_images, n_val=n_val, seed=seed, imgsz=imgsz,
+                        keypoints=keypoints, randomise=randomise)
+    if workers <= 1:
+        for i in tqdm(range(n_images), desc="detset", unit="img"):
+            write_one(i)
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            for _ in tqdm(pool.map(write_one, range(n_images), chunksize=8), total=n_images, desc="detset", unit="img"):
+                pass
     yaml = out / "data.yaml"
     kpt = "kpt_shape: [4, 3]\nflip_idx: [1, 0, 3, 2]\n" if keypoints else ""
     yaml.write_text(f"path: {out.resolve()}\ntrain: images/train\nval: images/val\n{kpt}names:\n  0: plate\n")
