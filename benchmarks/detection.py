@@ -15,7 +15,8 @@ matched plate at the operating threshold.
 
 Detections are taken at a low threshold (0.01) so the precision-recall curve, and with it AP50
 (ultralytics' ``ap_per_class``, the same code its validator uses), covers the whole range;
-recall and precision are reported at the operating threshold (``--conf``, the CLI default).
+recall and precision are reported at ``--conf`` (default 0.25; the CLI keeps detections from 0.1,
+but only those scoring 0.5 or more start a track).
 Greedy matching by descending score, one ground truth per detection, as in COCO.
 """
 from __future__ import annotations

@@ -85,3 +85,17 @@ def test_enhancer_output_does_not_depend_on_batch_company():
     reach = 4 * 17
     assert np.abs(alone[:, :-reach].astype(int) - together[:, :-reach].astype(int)).max() <= 1
     assert np.abs(alone.astype(int) - together.astype(int)).mean() < 2
+
+
+def test_enhancer_pads_batches_to_few_shapes():
+    # The back ends cache kernels per input shape; crops of every size must not mean a new shape each.
+    enhancer = PlateEnhancer()
+    seen = []
+    run = enhancer._run
+    enhancer._run = lambda x: (seen.append(tuple(x.shape[2:])), run(x))[1]
+    rng = np.random.default_rng(2)
+    sizes = [(h, w) for h in (9, 13, 17, 30) for w in (31, 45, 77)]
+    out = enhancer.enhance([rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for h, w in sizes])
+    assert [o.shape[:2] for o in out] == [(4 * h, 4 * w) for h, w in sizes]
+    m = enhancer.config.pad_multiple
+    assert m > 1 and all(h % m == 0 and w % m == 0 for h, w in seen)

@@ -236,3 +236,16 @@ def test_cli_plates(tmp_path: Path) -> None:
 
     assert main(["plates", str(tmp_path), "--n", "3", "--seed", "1"]) == 0
     assert len(list(tmp_path.glob("*.png"))) == 3
+
+
+def test_detection_dataset_is_the_same_with_worker_processes(tmp_path: Path) -> None:
+    import hashlib
+
+    def digest(root: Path) -> dict[str, str]:
+        return {p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+                for p in root.rglob("*") if p.suffix in (".jpg", ".txt")}
+
+    one = write_detection_dataset(tmp_path / "one", n_images=5, seed=4, imgsz=256, keypoints=True, randomise=True)
+    two = write_detection_dataset(tmp_path / "two", n_images=5, seed=4, imgsz=256, keypoints=True, randomise=True,
+                                  workers=2)
+    assert digest(one.parent) == digest(two.parent) and len(digest(one.parent)) == 10
