@@ -123,24 +123,30 @@ def naive_pipeline(device: str):
                                                               background_encode=False))
 
 
-def streams_row(clip: Path, n: int, out_dir: Path, device: str, extra: tuple[str, ...] = ()) -> dict:
-    """Run ``enhance-video`` on ``n`` copies of ``clip`` in one process (shared detector and
-    generator, as a user would) and parse each stream's frames / seconds from its output."""
+def streams_row(clip: Path, n: int, out_dir: Path, device: str, extra: tuple[str, ...] = (),
+                processes: int = 1) -> dict:
+    """Run ``enhance-video`` on ``n`` copies of ``clip``: ``processes`` CLI processes at once, each
+    with its share of the copies in one process (shared detector and generator, as a user would),
+    and parse each stream's frames / seconds from their output."""
     import re
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "stream.cli", *([str(clip)] * n), "-o", str(out_dir), "--device", device,
-           "--no-read", "-q", *extra]
+    shares = [n // processes + (1 if i < n % processes else 0) for i in range(processes)]
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    procs = [subprocess.Popen([sys.executable, "-m", "stream.cli", *([str(clip)] * k), "-o", str(out_dir / f"p{i}"),
+                               "--device", device, "--no-read", "-q", *extra],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i, k in enumerate(shares) if k]
+    outs = [proc.communicate() for proc in procs]
     wall = time.perf_counter() - t
-    per = [(int(m[1]), float(m[2])) for m in re.finditer(r"(\d+) frames in ([\d.]+) s \(", proc.stdout)]
-    if proc.returncode != 0 or len(per) != n:
-        return {"streams": n, "error": (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"],
-                "returncode": proc.returncode}
+    per = [(int(m[1]), float(m[2])) for out, _ in outs for m in re.finditer(r"(\d+) frames in ([\d.]+) s \(", out)]
+    if any(proc.returncode for proc in procs) or len(per) != n:
+        bad = next((o for o, proc in zip(outs, procs) if proc.returncode), outs[0])
+        return {"streams": n, "processes": processes,
+                "error": (bad[1] or bad[0]).strip().splitlines()[-1:] or ["no output"]}
     fps = [f / max(sec, 1e-9) for f, sec in per]
-    return {"streams": n, "frames_per_stream": per[0][0], "min_stream_fps": round(min(fps), 1),
+    return {"streams": n, "processes": len(procs), "frames_per_stream": per[0][0], "min_stream_fps": round(min(fps), 1),
             "mean_stream_fps": round(sum(fps) / n, 1),
             "total_fps": round(sum(f for f, _ in per) / max(sec for _, sec in per), 1),
             "wall_s_with_model_load": round(wall, 1)}
@@ -175,7 +181,7 @@ def plot(results: dict, path: Path) -> None:
     if keys:
         axes[1].legend(fontsize=8)
     if streams:
-        xs = [str(r["streams"]) for r in streams]
+        xs = [f"{r['streams']}" + (f"/{r['processes']}p" if r.get("processes", 1) > 1 else "") for r in streams]
         axes[2].bar(xs, [r["total_fps"] for r in streams], label="total")
         axes[2].plot(xs, [r["min_stream_fps"] for r in streams], "ko-", label="slowest stream")
         axes[2].set(xlabel=f"streams ({streams[0]['size']})", ylabel="frames / s", title="several streams, one process")
@@ -202,6 +208,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="end-to-end clip sizes (none: skip)")
     p.add_argument("--streams", type=int, nargs="*", default=[],
                    help="also run the CLI on this many copies of the largest clip at once")
+    p.add_argument("--processes", type=int, nargs="+", default=[1],
+                   help="run each --streams count split over this many CLI processes (one row per value)")
     p.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive baseline")
     p.add_argument("--sr-backend", default="auto", help="generator back end of the end-to-end runs")
     p.add_argument("--sr-precision", default="fp32", help="generator precision of the end-to-end runs")
@@ -249,10 +257,10 @@ def main(argv: list[str] | None = None) -> None:
             results["videos"].append(row)
             print(row, flush=True)
             write_report(results, args.out)  # partial results survive a run cut short
-        for n in (args.streams if clip is not None else []):
+        for n, procs in [(n, k) for n in (args.streams if clip is not None else []) for k in args.processes if k <= n]:
             row = {"size": results["videos"][-1]["size"],
-                   **streams_row(clip.video_path, n, Path(tmp) / f"streams{n}", args.device,
-                                 ("--backend", args.sr_backend, "--precision", args.sr_precision))}
+                   **streams_row(clip.video_path, n, Path(tmp) / f"streams{n}_{procs}", args.device,
+                                 ("--backend", args.sr_backend, "--precision", args.sr_precision), processes=procs)}
             results["streams"].append(row)
             print(row, flush=True)
             write_report(results, args.out)
@@ -276,14 +284,15 @@ def write_report(results: dict, out: Path) -> None:
         lines.append(f"| {r['size']} | {r['decode_fps']} | {r['detector_ms_per_frame']} | "
                      f"{r['end_to_end_fps_detect_every_1']} | {r['end_to_end_fps_detect_every_3']} | {naive} |")
     if results.get("streams"):
-        lines += ["", "Several streams in one process (`enhance-video` on N copies, --no-read):", "",
-                  "| video | streams | slowest stream fps | mean stream fps | total fps |", "|---|---|---|---|---|"]
+        lines += ["", "Several streams (`enhance-video` on N copies, --no-read; P processes share them out):", "",
+                  "| video | streams | processes | slowest stream fps | mean stream fps | total fps |",
+                  "|---|---|---|---|---|---|"]
         for r in results["streams"]:
             if "error" in r:
-                lines.append(f"| {r['size']} | {r['streams']} | failed: {r['error']} | | |")
+                lines.append(f"| {r['size']} | {r['streams']} | {r.get('processes', 1)} | failed: {r['error']} | | |")
             else:
-                lines.append(f"| {r['size']} | {r['streams']} | {r['min_stream_fps']} | {r['mean_stream_fps']} | "
-                             f"{r['total_fps']} |")
+                lines.append(f"| {r['size']} | {r['streams']} | {r.get('processes', 1)} | {r['min_stream_fps']} | "
+                             f"{r['mean_stream_fps']} | {r['total_fps']} |")
     (out / "throughput.md").write_text("\n".join(lines) + "\n")
     plot(results, out / "throughput.png")
     print("\n".join(lines))

@@ -8,7 +8,7 @@
 # filterpy); the US photos travel shrunk to 640 px (their labels rescaled) in .dev/us with the
 # hold-out's label files only, so train.detector's fixed split is the usual one and no hold-out
 # image is there at all. Everything lands in $OUT; results are committed from there.
-# Knobs (for a dry run on a CPU): DEVICE, N_SYN, HOURS, BATCH, WORKERS, GEN_WORKERS, TP_ARGS.
+# Knobs (for a dry run on a CPU): SKIP_DETECTOR, DEVICE, N_SYN, HOURS, BATCH, WORKERS, GEN_WORKERS, TP_ARGS.
 set -u
 OUT=${OUT:-/tmp/gpu_out}
 LOGS=/tmp/gpu_logs  # text files, packed into $OUT/logs.tgz at every step (the tool returns 8 files at most)
@@ -42,8 +42,8 @@ mount -o remount,size=16G /dev/shm 2>/dev/null; df -h /dev/shm >> "$LOGS/nvidia-
 python3 -c "import torch, cv2, av, ultralytics; print('torch', torch.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name(0), 'cv2', cv2.__version__, 'av', av.__version__, 'ultralytics', ultralytics.__version__)" 2>&1 | tee "$LOGS/versions.txt"
 stamp "set up"
 
-# 1. detector (GPU + most cores)
-python3 -m train.detector --synthetic "$N_SYN" --data-workers "$GEN_WORKERS" --us .dev/us --us-repeat 3 \
+# 1. detector (GPU + most cores); SKIP_DETECTOR=1 for the benchmark alone
+[ "${SKIP_DETECTOR:-0}" = 1 ] || python3 -m train.detector --synthetic "$N_SYN" --data-workers "$GEN_WORKERS" --us .dev/us --us-repeat 3 \
   --init tracker/weights/plate_yolov8p_pose.safetensors --imgsz 640 --hours "$HOURS" --batch "$BATCH" \
   --workers "$WORKERS" --device "$DEVICE" --out "$OUT/plate_yolov8p_pose_gpu.safetensors" --workdir /tmp/le-det \
   > "$LOGS/detector.log" 2>&1
