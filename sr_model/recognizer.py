@@ -32,11 +32,11 @@ from safetensors.torch import load_file
 from torch import nn
 
 from sr_model.weights import read_config_info, write_model_file
-from train.synth.plates import PROVINCES
+from sr_model.charset import PROVINCES
 
 #: Every character the recognizer can output: digits, Latin upper case (all 26: real plates
 #: use I, O and Q even though the synthetic Latin plates do not) and the Chinese province
-#: characters of ``train.synth.plates`` (CCPD blue plates).
+#: characters (:mod:`sr_model.charset`, CCPD blue plates).
 DEFAULT_CHARSET: str = string.digits + string.ascii_uppercase + PROVINCES
 DEFAULT_RECOGNIZER_WEIGHTS = Path(__file__).parent / "weights" / "plate_crnn.safetensors"
 

@@ -26,8 +26,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from sr_model.charset import PROVINCES  # the recognizer's alphabet includes them
+
 STYLES: tuple[str, ...] = ("latin", "ccpd_blue")
-PROVINCES = "皖沪京津渝冀晋蒙辽吉黑苏浙闽赣鲁豫鄂湘粤桂琼川贵云藏陕甘青宁新"
 # Chinese plates never use I or O (they read as 1 and 0).
 CN_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
 # Latin plates here also drop Q, which many registries avoid (reads as O / 0).
