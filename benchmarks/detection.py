@@ -71,9 +71,13 @@ class _Pool:
     n_gt: int = 0
 
 
+BIRTH_SCORE = 0.5  # a track starts only from a detection scoring this much (tracker.sort.TrackerConfig)
+
+
 def detection_report(preds: Sequence[Sequence[Detection]], gts: Sequence[np.ndarray], conf: float = 0.25,
                      iou_thr: float = 0.5) -> dict:
-    """Recall / precision at ``conf`` and AP50, overall and per plate-width bin.
+    """Recall / precision at ``conf`` and AP50, overall and per plate-width bin; also the recall
+    at :data:`BIRTH_SCORE` (``recall_birth``): the plates that could start a track on their own.
 
     preds: per image, detections (at a low threshold). gts: per image, (n, 4) x1y1x2y2 boxes.
     A prediction falls in the width bin of the gt it matched, or of its own width if unmatched.
@@ -114,6 +118,7 @@ def detection_report(preds: Sequence[Sequence[Detection]], gts: Sequence[np.ndar
         report[name] = {
             "plates": pool.n_gt,
             "recall": round(n_tp / pool.n_gt, 4) if pool.n_gt else None,
+            "recall_birth": round(int(tp[cf >= BIRTH_SCORE].sum()) / pool.n_gt, 4) if pool.n_gt else None,
             "precision": round(n_tp / n_pred, 4) if n_pred else None,
             "ap50": round(ap50, 4) if pool.n_gt else None,
         }
@@ -305,14 +310,15 @@ def evaluate_photos(detector, folder: Path, conf: float = 0.25, files: Sequence[
 
 
 def format_table(rows: dict[str, dict]) -> str:
-    lines = ["| set | bin | plates | recall | precision | AP50 |", "|---|---|---|---|---|---|"]
+    lines = ["| set | bin | plates | recall | precision | AP50 | recall at score 0.5 (track birth) |",
+             "|---|---|---|---|---|---|---|"]
     for set_name, report in rows.items():
         for bin_name, r in report.items():
             if bin_name == "corners":
                 continue
             fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
             lines.append(f"| {set_name} | {bin_name} | {r['plates']} | {fmt(r['recall'])} | "
-                         f"{fmt(r['precision'])} | {fmt(r['ap50'])} |")
+                         f"{fmt(r['precision'])} | {fmt(r['ap50'])} | {fmt(r.get('recall_birth'))} |")
     return "\n".join(lines)
 
 

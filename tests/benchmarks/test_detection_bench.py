@@ -23,11 +23,14 @@ def test_report_counts_recall_precision_and_width_bins():
               det(200, 0, 300, 30, 0.8),     # large plate found
               det(400, 0, 450, 20, 0.7),     # false positive, 50 px wide
               det(100, 0, 160, 20, 0.05)]]   # medium plate only below the threshold
+    preds[0][1] = det(200, 0, 300, 30, 0.4)  # found, but too weak to start a track
     r = detection_report(preds, gts, conf=0.25)
     assert r["all"]["plates"] == 3
     assert r["all"]["recall"] == pytest.approx(2 / 3, abs=1e-3)
     assert r["all"]["precision"] == pytest.approx(2 / 3, abs=1e-3)
-    assert r["<40px"] == {"plates": 1, "recall": 1.0, "precision": 1.0, "ap50": pytest.approx(0.995, abs=0.01)}
+    assert r["<40px"] == {"plates": 1, "recall": 1.0, "recall_birth": 1.0, "precision": 1.0,
+                          "ap50": pytest.approx(0.995, abs=0.01)}
+    assert r["all"]["recall_birth"] == pytest.approx(1 / 3, abs=1e-3) and r[">80px"]["recall_birth"] == 0.0
     assert r["40-80px"]["recall"] == 0.0 and r["40-80px"]["precision"] == 0.0
     assert r[">80px"]["recall"] == 1.0
 
