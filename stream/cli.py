@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--detect-every", type=int, default=1, metavar="N",
                    help="run the detector on every N-th frame; the tracker predicts in between (default 1)")
     g.add_argument("--margin", type=float, default=0.15, help="crop margin, fraction of the plate box (default 0.15)")
+    g.add_argument("--no-rectify", action="store_true",
+                   help="cut plate boxes as they are (default: with the corner detector, warp each plate to "
+                        "a frontal rectangle first)")
     g = p.add_argument_group("output video")
     g.add_argument("--crf", type=int, default=23, help="x264 quality, lower is better (default 23)")
     g.add_argument("--preset", default="veryfast", help="x264 speed preset (default veryfast)")
@@ -209,7 +212,8 @@ def _pipeline(args: argparse.Namespace, models, live: bool, reader=None):
     return EnhancePipeline(detector, enhancer, PipelineConfig(
         detect_every=args.detect_every, margin=args.margin, enhance=not args.no_sr, crf=args.crf,
         preset=args.preset, detect_batch=1 if live else 4, sr_interval_s=args.sr_interval,  # live: no waiting to fill a batch
-        fuse_k=fusion.config.k if fusion is not None else 0), reader=reader, fusion=fusion)
+        fuse_k=fusion.config.k if fusion is not None else 0, rectify=not args.no_rectify), reader=reader,
+        fusion=fusion)
 
 
 def _print_result(args: argparse.Namespace, result, out_dir: Path, prefix: str = "") -> None:

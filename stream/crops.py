@@ -27,6 +27,29 @@ def cut(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
     return image[y1:y2, x1:x2].copy()
 
 
+def rectified(image: np.ndarray, corners: np.ndarray, box: np.ndarray, margin: float) -> np.ndarray | None:
+    """The plate quadrilateral ``corners`` ((4, 2) tl, tr, br, bl frame px) warped to a frontal
+    rectangle, grown by ``margin`` × its size on every side; None when the corners are not
+    plausible for the (margin-grown) crop ``box`` (x1y1x2y2): not finite, collapsed, wider than
+    16:1 or taller than wide, or reaching far outside the box. Callers then cut the box instead.
+    """
+    from tracker.detector import rectify_plate
+
+    c = np.asarray(corners, np.float32).reshape(4, 2)
+    if not np.isfinite(c).all():
+        return None
+    w = 0.5 * (np.linalg.norm(c[1] - c[0]) + np.linalg.norm(c[2] - c[3]))
+    h = 0.5 * (np.linalg.norm(c[3] - c[0]) + np.linalg.norm(c[2] - c[1]))
+    bw, bh = float(box[2] - box[0]), float(box[3] - box[1])
+    if h < 2 or w < h or w > 16 * h or bw < 2 or bh < 2:
+        return None
+    slack = 0.5 * max(bw, bh)
+    if (c[:, 0].min() < box[0] - slack or c[:, 0].max() > box[2] + slack
+            or c[:, 1].min() < box[1] - slack or c[:, 1].max() > box[3] + slack):
+        return None
+    return rectify_plate(image, c, margin=margin)
+
+
 def sharpness(crop: np.ndarray) -> float:
     """Variance of the Laplacian: higher for crisper, less blurred crops."""
     gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)

@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from sr_model.enhancer import PlateEnhancer, bicubic_upscale
 from stream.annotate import draw_track
-from stream.crops import comparison_panel, crop_quality, cut, expand_box
+from stream.crops import comparison_panel, crop_quality, cut, expand_box, rectified
 from stream.errors import OutputError
 from stream.live import LiveSource, StreamEvent
 from stream.outputs import (BEST_CROP_NAME, CROPS_DIR, ENHANCED_CROP_NAME, EVENTS_NAME, READ_CROP_NAME,
@@ -79,7 +79,10 @@ class PipelineConfig:
     many reads; forget_after_s: a track gone this long (s of input at the input's frame rate)
     drops its reads (its result stays in the report); background_reads: OCR on a background
     thread that drops reads while busy (None: for live streams only); background_encode: x264 runs
-    on its own thread, overlapping the next frame's models."""
+    on its own thread, overlapping the next frame's models; rectify: with a corner detector, each
+    crop is the plate quadrilateral warped to a frontal rectangle, grown by ``rectify_margin`` of
+    its size (benchmarks/results/rectify: +12.5 points of exact OCR reads on synthetic plates seen
+    in perspective); the box crop is used when a track has no plausible corners."""
 
     detect_every: int = 1
     detect_batch: int = 4
@@ -95,6 +98,8 @@ class PipelineConfig:
     forget_after_s: float = 30.0
     background_reads: bool | None = None
     background_encode: bool = True
+    rectify: bool = True
+    rectify_margin: float = 0.08
 
 
 @dataclass
@@ -320,7 +325,11 @@ class EnhancePipeline:
         crops: list[PlateCrop] = []
         for tr in tracks:
             box = expand_box(tr.box, self.config.margin, width, height)
-            pixels = cut(frame.image, box)
+            pixels = None
+            if self.config.rectify and tr.corners is not None:
+                pixels = rectified(frame.image, tr.corners, box, self.config.rectify_margin)
+            if pixels is None:
+                pixels = cut(frame.image, box)
             if pixels is not None:
                 crops.append(PlateCrop(track_id=tr.track_id, frame_index=frame.index, box=box, score=tr.score,
                                        image=pixels))
