@@ -13,10 +13,18 @@ Pipeline per track (the last ``k`` crops):
    reference at sub-pixel precision, each crop warped onto the reference grid; crops whose ECC
    correlation is under ``min_ecc`` or that fail to converge are *dropped* (masked out of the
    fusion, never averaged in);
-3. :class:`MultiFrameSR`: a shared per-frame encoder, per-pixel softmax attention over the
-   kept frames (score from [reference feature, frame feature]), the attention-weighted mean of
-   the frame features, one decoder (residual blocks + sub-pixel ×2 ×2 upsampler) predicting a
-   residual on a bilinear upscale of the reference.
+3. :class:`MultiFrameSR`: a shared per-frame encoder (all K frames in one call), per-pixel
+   softmax attention over the kept frames (score from [reference feature, frame feature]), the
+   attention-weighted mean of the frame features, one decoder (residual blocks + an upsampler)
+   predicting a residual on a bilinear upscale of the reference. Upsamplers: ``"espcn"`` (one
+   conv to 3·s² channels at the LR resolution + PixelShuffle(s), as the single-frame
+   generator; the shipped model) or ``"progressive"`` (conv + PixelShuffle(2) steps, most of the
+   compute at 2× and 4× the LR resolution; ``fusion_x4_v1`` and older files).
+
+Cost (issue #7: at most 2× the single-frame generator per output): the shipped network is a
+decoder like the single-frame generator's (c 32, 3 residual blocks, ESPCN tail) plus a one-conv
+per-frame encoder and an 8-channel scorer; with ECC alignment it measures about 1.6× the
+single-frame time on CPU (benchmarks/results/fusion/cost.md). On CPU it runs channels-last.
 
 When every kept frame equals the reference, the attention-weighted mean *is* the reference
 feature (the weights sum to 1), so the output equals the model run on the reference alone
@@ -108,7 +116,11 @@ class MultiFrameSR(nn.Module):
             self.upsample = nn.Sequential(*ups)
             self.tail: nn.Module = nn.Conv2d(c, 3, 3, padding=1)
         elif config.upsampler == "espcn":
-            self.upsample = nn.Sequential(nn.Conv2d(c, 3 * config.scale ** 2, 3, padding=1))
+            # As sr_model.generator.EspcnResNet: LeakyReLU, one conv c -> 3 s^2 at the LR resolution,
+            # PixelShuffle(s). Zero-initialised, so the untrained model is the bilinear upscale.
+            self.upsample = nn.Sequential(nn.LeakyReLU(0.1), nn.Conv2d(c, 3 * config.scale ** 2, 3, padding=1))
+            nn.init.zeros_(self.upsample[1].weight)
+            nn.init.zeros_(self.upsample[1].bias)
             self.tail = nn.PixelShuffle(config.scale)
         else:
             raise ValueError(f"unknown upsampler {config.upsampler!r}")
@@ -118,20 +130,39 @@ class MultiFrameSR(nn.Module):
         return self.config.scale
 
     def fuse(self, frames: torch.Tensor, valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(fused features (N, C, h, w), attention weights (N, K, h, w) summing to 1 over K)."""
+        """(fused features (N, C, h, w), attention weights (N, K, h, w) summing to 1 over K).
+
+        The K frames go through the shared encoder in one call. The scorer's first conv sees
+        [reference feature, frame feature]; being linear, it is computed as conv_ref(reference) once
+        per track plus conv_frame(frame) per frame (the same weights split in two), which halves its
+        cost and never builds the (N·K, 2C, h, w) pair tensor."""
         n, k, _, h, w = frames.shape
-        feats = self.encoder(frames.reshape(n * k, 3, h, w)).reshape(n, k, -1, h, w)
-        ref = feats[:, -1]
-        pairs = torch.cat([ref.unsqueeze(1).expand_as(feats), feats], dim=2).reshape(n * k, -1, h, w)
-        scores = self.attention(pairs).reshape(n, k, h, w)
+        x = frames.reshape(n * k, 3, h, w)
+        if frames.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        feats = self.encoder(x)
+        c = feats.shape[1]
+        ref = feats.reshape(n, k, c, h, w)[:, -1]
+        first, act, last = self.attention[0], self.attention[1], self.attention[2]
+        ref_term = F.conv2d(ref, first.weight[:, :c], first.bias, padding=first.padding)
+        frame_term = F.conv2d(feats, first.weight[:, c:], None, padding=first.padding)
+        hidden = act(frame_term.reshape(n, k, -1, h, w).add_(ref_term.unsqueeze(1)).reshape(n * k, -1, h, w))
+        scores = last(hidden).reshape(n, k, h, w)
         if valid is not None:
             scores = scores.masked_fill(~valid.to(torch.bool).reshape(n, k, 1, 1), float("-inf"))
         weights = torch.softmax(scores, dim=1)
-        fused = (weights.unsqueeze(2) * feats).sum(dim=1)
+        per_frame = feats.reshape(n, k, c, h, w)
+        fused = per_frame[:, 0] * weights[:, 0:1]  # a loop of K multiply-adds: ~4x faster than a broadcast
+        for i in range(1, k):  # product + sum over K on channels-last features
+            fused = fused.addcmul(per_frame[:, i], weights[:, i: i + 1]) if torch.is_grad_enabled() \
+                else fused.addcmul_(per_frame[:, i], weights[:, i: i + 1])
         return self.merge(torch.cat([fused, ref], dim=1)), weights
 
     def forward(self, frames: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        base = F.interpolate(frames[:, -1], scale_factor=self.config.scale, mode="bilinear", align_corners=False)
+        ref = frames[:, -1]
+        if frames.device.type == "cpu":  # channels-last all through: the upscale, shuffle and sum run ~20 % faster
+            ref = ref.contiguous(memory_format=torch.channels_last)
+        base = F.interpolate(ref, scale_factor=self.config.scale, mode="bilinear", align_corners=False)
         feat, _ = self.fuse(frames, valid)
         feat = feat + self.body_tail(self.body(feat))
         return base + self.tail(self.upsample(feat))
@@ -249,16 +280,20 @@ def frames_to_tensor(frames: list[list[np.ndarray]], valid: list[np.ndarray]) ->
     kmax = max(len(f) for f in frames)
     hmax = max(f[-1].shape[0] for f in frames)
     wmax = max(f[-1].shape[1] for f in frames)
-    xs, vs = [], []
-    for seq, v in zip(frames, valid):
+    x = np.empty((len(frames), kmax, hmax, wmax, 3), np.float32)
+    vs = np.zeros((len(frames), kmax), bool)
+    for i, (seq, v) in enumerate(zip(frames, valid)):
         pad = kmax - len(seq)
-        seq = [seq[-1]] * pad + list(seq)
-        v = np.concatenate([np.zeros(pad, bool), np.asarray(v, bool)])
         h, w = seq[-1].shape[:2]
-        xs.append(np.stack([np.pad(f, ((0, hmax - h), (0, wmax - w), (0, 0)), mode="edge") for f in seq]))
-        vs.append(v)
-    x = torch.from_numpy(np.ascontiguousarray(np.stack(xs)[..., ::-1])).permute(0, 1, 4, 2, 3).float()
-    return x, torch.from_numpy(np.stack(vs))
+        for j, f in enumerate([seq[-1]] * pad + list(seq)):
+            x[i, j, :h, :w] = f[..., ::-1]  # BGR -> RGB
+        if h < hmax:
+            x[i, :, h:, :w] = x[i, :, h - 1: h, :w]
+        if w < wmax:
+            x[i, :, :, w:] = x[i, :, :, w - 1: w]
+        vs[i, pad:] = np.asarray(v, bool)
+    # (N, K, H, W, 3) memory seen as (N, K, 3, H, W): each frame is already channels-last for the convs
+    return torch.from_numpy(x).permute(0, 1, 4, 2, 3), torch.from_numpy(vs)
 
 
 class FusionEnhancer:
@@ -293,7 +328,8 @@ class FusionEnhancer:
     def _run(self, aligned: list) -> list[np.ndarray]:
         x, v = frames_to_tensor([a.frames for a in aligned], [a.valid for a in aligned])
         y = self.model(x.to(self.config.device), v.to(self.config.device))
-        y = y.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()[..., ::-1]
+        # RGB -> BGR flip in torch: the result is one contiguous (N, H, W, 3) uint8 array (channels-last output)
+        y = y.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).flip(-1).cpu().numpy()
         s = self.scale
         return [np.ascontiguousarray(y[i, : a.frames[-1].shape[0] * s, : a.frames[-1].shape[1] * s])
                 for i, a in enumerate(aligned)]

@@ -78,3 +78,17 @@ def test_align_sequence_drops_bad_frames_and_resizes():
     assert seq.alignments[0].shift == pytest.approx((0.4, 0.1), abs=0.05)
     with pytest.raises(ValueError):
         align_sequence([])
+
+
+@pytest.mark.parametrize("upsample", [1, 2])
+def test_align_sequence_matches_pairwise_estimates(upsample):
+    """align_sequence prepares the reference once; the warps and ECC values are those of estimate_alignment."""
+    ref = _texture(seed=8)
+    crops = [_u8(_shifted(ref, 0.35, -0.2)), _u8(_texture(seed=9)), _u8(_shifted(ref, -0.6, 0.3)), _u8(ref)]
+    seq = align_sequence(crops, upsample=upsample)
+    for crop, got in zip(crops[:-1], seq.alignments):
+        want = estimate_alignment(crop, crops[-1], upsample=upsample)
+        assert got.ok == want.ok and np.array_equal(got.warp, want.warp)
+        assert got.ecc == want.ecc or (np.isnan(got.ecc) and np.isnan(want.ecc))
+    flat = np.full_like(crops[-1], 90)
+    assert align_sequence([crops[0], flat], upsample=upsample).valid.tolist() == [False, True]

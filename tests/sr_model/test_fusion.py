@@ -51,6 +51,57 @@ def test_model_identical_frames_equal_single_frame_run(upsampler):
     assert torch.allclose(w.sum(1), torch.ones(2, 12, 20), atol=1e-6)
 
 
+def test_split_attention_equals_the_pair_formulation():
+    """fuse() scores conv_ref(reference) + conv_frame(frame) instead of conv([reference, frame]): same numbers."""
+    torch.manual_seed(4)
+    model = build_fusion_model(TINY).eval()
+    with torch.no_grad():
+        for p in model.attention.parameters():
+            p.mul_(10)
+    x = torch.rand(3, 4, 3, 9, 14)
+    valid = torch.tensor([[True, True, False, True], [False, False, False, True], [True] * 4])
+    with torch.inference_mode():
+        fused, w = model.fuse(x, valid)
+        n, k, _, h, wd = x.shape
+        feats = model.encoder(x.reshape(n * k, 3, h, wd)).reshape(n, k, -1, h, wd)
+        ref = feats[:, -1]
+        pairs = torch.cat([ref.unsqueeze(1).expand_as(feats), feats], dim=2).reshape(n * k, -1, h, wd)
+        scores = model.attention(pairs).reshape(n, k, h, wd).masked_fill(~valid.reshape(n, k, 1, 1), float("-inf"))
+        w_ref = torch.softmax(scores, dim=1)
+        f_ref = model.merge(torch.cat([(w_ref.unsqueeze(2) * feats).sum(1), ref], dim=1))
+    assert torch.allclose(w, w_ref, atol=1e-5) and torch.allclose(fused, f_ref, atol=1e-5)
+
+
+def test_untrained_espcn_model_is_the_bilinear_upscale():
+    model = build_fusion_model(FusionNetConfig(channels=8, enc_blocks=0, dec_blocks=1, att_channels=4,
+                                               upsampler="espcn")).eval()
+    x = torch.rand(2, 3, 3, 6, 10)
+    with torch.inference_mode():
+        y = model(x)
+    assert torch.allclose(y, torch.nn.functional.interpolate(x[:, -1], scale_factor=4, mode="bilinear"), atol=1e-6)
+
+
+def _flops(model: torch.nn.Module, *inputs) -> int:
+    """FLOPs of one forward pass (torch's counter: convolutions and matrix products)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(*inputs)
+    return counter.get_total_flops()
+
+
+@pytest.mark.skipif(not DEFAULT_FUSION_WEIGHTS.is_file(), reason="shipped fusion weights not built yet")
+def test_shipped_fusion_network_fits_the_cost_budget():
+    """Issue #7: fusion may cost at most 2x the single-frame time per output. The network (K = 5) may
+    cost at most 1.5x the shipped single-frame generator's FLOPs, leaving room for alignment."""
+    from sr_model.weights import load_generator
+
+    fusion, _ = load_fusion()
+    generator, _ = load_generator()
+    x = torch.rand(1, 5, 3, 16, 48)
+    assert _flops(fusion, x) <= 1.5 * _flops(generator, x[:, -1])
+
+
 def test_model_ignores_masked_frames():
     torch.manual_seed(2)
     model = build_fusion_model(TINY).eval()

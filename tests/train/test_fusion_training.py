@@ -48,8 +48,10 @@ def test_tiny_run_writes_weights_log_and_config(tmp_path):
     assert not any(k.startswith("opt.") for k in load_file(str(out)))  # shipped file: model only
     fused = FusionEnhancer(out).enhance([[np.full((15, 40, 3), 100, np.uint8)] * 3])[0]
     assert fused.image.shape == (60, 160, 3)
-    main(args + ["--upsampler", "espcn", "--steps", "2"])
-    assert load_fusion(out)[0].config.upsampler == "espcn"
+    main(args + ["--upsampler", "espcn", "--enc-blocks", "0", "--steps", "2", "--upsample", "1"])
+    model, saved = load_fusion(out)
+    assert model.config.upsampler == "espcn" and model.config.enc_blocks == 0
+    assert saved["alignment"]["upsample"] == 1 and FusionEnhancer(out).upsample == 1
 
 
 def test_resume_continues_exactly(tmp_path):
