@@ -114,6 +114,7 @@ def onnx_runner(model: nn.Module, device: torch.device, precision: str = "fp32",
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or torch.get_num_threads()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # leave the cores to the other stages
     session = ort.InferenceSession(str(path), opts, providers=providers)
 
     def run(x: torch.Tensor) -> torch.Tensor:
