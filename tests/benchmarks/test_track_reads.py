@@ -1,0 +1,22 @@
+import numpy as np
+
+from benchmarks.track_reads import SIZE, assign, render_segment
+
+
+def test_segment_zooms_in_on_the_plate():
+    photo = np.full((300, 400, 3), 60, np.uint8)
+    photo[140:160, 150:250] = 255  # a 100x20 "plate"
+    frames = render_segment(photo, (150, 140, 100, 20), np.random.default_rng(0), 10, width_px=(30.0, 60.0))
+    assert len(frames) == 10 and all(f.shape == (SIZE[1], SIZE[0], 3) and f.dtype == np.uint8 for f in frames)
+    widths = [int(((f.mean(axis=2) > 160).sum(axis=0) > 0).sum()) for f in frames]
+    assert 26 <= widths[0] <= 34 and 56 <= widths[-1] <= 64 and widths == sorted(widths)
+
+
+def test_each_segment_gets_the_track_that_covers_most_of_it():
+    segments = [{"first_frame": 0, "last_frame": 44}, {"first_frame": 45, "last_frame": 89},
+                {"first_frame": 90, "last_frame": 134}]
+    report = {"tracks": [{"track_id": 1, "first_frame": 2, "last_frame": 44},
+                         {"track_id": 2, "first_frame": 40, "last_frame": 50},   # straddles, mostly in none
+                         {"track_id": 3, "first_frame": 51, "last_frame": 89}]}
+    got = assign(segments, report)
+    assert [t and t["track_id"] for t in got] == [1, 3, None]
