@@ -683,6 +683,7 @@ def time_trackers(n_tracks: int = 20, n_frames: int = 300, warmup: int = 30, rep
         "appearance_ms_per_frame_p95": float(np.percentile(ours_app, 95)),
         "descriptor_ms_per_frame_median": float(np.median(crop_ms)),
         "bytetrack_ms_per_frame_median": float(np.median(byte)),
+        "load_avg_1min": os.getloadavg()[0],
     }
 
 
@@ -713,6 +714,9 @@ def markdown_table(results: dict[str, dict[str, dict]], timing: dict[str, float]
         f"{timing['appearance_ms_per_frame_p95']:.3f}; computing the {timing['n_tracks']:.0f} descriptors "
         f"(pipeline side, `tracker.appearance.crop_appearance`): median "
         f"{timing['descriptor_ms_per_frame_median']:.3f} ms/frame."
+        + (f" Load average (1 min) at the time: {timing['load_avg_1min']:.1f} on {os.cpu_count()} cores"
+           " (times measured while other jobs ran are inflated: compare ours with ByteTrack's)."
+           if "load_avg_1min" in timing else "")
     )
     return "\n".join(lines) + "\n"
 
