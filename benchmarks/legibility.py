@@ -127,13 +127,16 @@ class Generator:
     name: str
     weights: Path
     frames: int = 1
+    precision: str = "fp32"  # "int8": through the int8 ONNX Runtime back end (sr_model.backends)
     _enhancer: object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         from sr_model.enhancer import EnhancerConfig, PlateEnhancer
 
         # No shrinking of tall crops: benchmark LR crops are at most HR_HEIGHT / 2 px tall.
-        self._enhancer = PlateEnhancer(self.weights, EnhancerConfig(max_input_height=HR_HEIGHT))
+        backend = "onnx" if self.precision == "int8" else "auto"
+        self._enhancer = PlateEnhancer(self.weights, EnhancerConfig(max_input_height=HR_HEIGHT, backend=backend,
+                                                                    precision=self.precision))
 
     @property
     def scale(self) -> int:
@@ -151,6 +154,7 @@ class Generator:
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": "generator", "weights": str(self.weights), "scale": self.scale,
+                "precision": self.precision,
                 "info": self._enhancer.info,  # type: ignore[attr-defined]
                 "note": f"×{self.scale} model; at other scales its output is resized to the HR size "
                         "(area down, bicubic up)"}
@@ -757,6 +761,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="a few plates per set, ×4 only (the test's smoke run)")
     p.add_argument("--generator", type=Path, action="append", default=[], help="extra generator weights (repeatable)")
     p.add_argument("--no-shipped", action="store_true", help="leave out the shipped sr_model weights")
+    p.add_argument("--int8", action="store_true",
+                   help="also run the first generator through the int8 ONNX Runtime back end (named <stem>_int8)")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder (holds openalpr/)")
     p.add_argument("--synthetic", type=int, default=None, help="synthetic plates (default 300, quick 5)")
     p.add_argument("--scales", type=int, nargs="+", default=None, help="default 2 3 4 (quick: 4)")
@@ -794,6 +800,8 @@ def main(argv: list[str] | None = None) -> dict:
             log.warning("shipped generator weights %s not found: benchmarking without them", DEFAULT_WEIGHTS)
     methods = interpolation_methods(INTERPOLATIONS if args.interpolations is None else args.interpolations)
     methods += generator_methods(paths)
+    if args.int8 and paths:
+        methods.append(Generator(f"{paths[0].stem}_int8", paths[0], precision="int8"))
     fusion_info = None
     if args.fusion is not None:
         from sr_model.fusion import DEFAULT_FUSION_WEIGHTS

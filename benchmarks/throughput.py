@@ -77,12 +77,12 @@ def generator_table(batches: tuple[int, ...], repeats: int, size: tuple[int, int
 
     model, _ = load_generator()
     variants = [("eager", "fp32", False), ("eager", "fp32", True), ("eager", "bf16", True), ("compile", "fp32", False),
-                ("onnx", "fp32", False)]
+                ("onnx", "fp32", False), ("onnx", "int8", False)]
     if device.startswith("cuda"):  # ONNX Runtime's CUDA provider is a separate install (onnxruntime-gpu)
         variants = [("eager", "fp32", False), ("eager", "fp16", True), ("eager", "bf16", True), ("compile", "fp16", False),
                     ("tensorrt", "fp16", False)]
     if quick:  # compile alone takes a minute on CPU
-        variants = [("eager", "fp32", False), ("onnx", "fp32", False)]
+        variants = [("eager", "fp32", False), ("onnx", "fp32", False), ("onnx", "int8", False)]
     rows = []
     for backend, precision, cl in variants:
         try:
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="run each --streams count split over this many CLI processes (one row per value)")
     p.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive baseline")
     p.add_argument("--sr-backend", default="auto", help="generator back end of the end-to-end runs")
-    p.add_argument("--sr-precision", default="fp32", help="generator precision of the end-to-end runs")
+    p.add_argument("--sr-precision", default="auto", help="generator precision of the end-to-end runs (default auto)")
     args = p.parse_args(argv)
 
     from sr_model.enhancer import EnhancerConfig, PlateEnhancer
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
                 row["naive_fps"] = round(res.fps, 2)
                 row["speedup_vs_naive"] = round(row["end_to_end_fps_detect_every_1"] / max(res.fps, 1e-9), 2)
                 row["speedup_vs_naive_detect_every_3"] = round(row["end_to_end_fps_detect_every_3"] / max(res.fps, 1e-9), 2)
-            row["generator_backend"] = f"{enhancer.backend} {args.sr_precision}"
+            row["generator_backend"] = f"{enhancer.backend} {enhancer.precision}"
             row["detector_backend"] = detector.backend
             results["videos"].append(row)
             print(row, flush=True)

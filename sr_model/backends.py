@@ -6,18 +6,28 @@ x: (N, 3, h, w) float32 RGB in [0, 1] on the runner's device; y: (N, 3, h*s, w*s
 |---|---|---|
 | ``eager`` | the ``nn.Module`` itself; fp32, bf16 or fp16; optional channels_last | everywhere |
 | ``compile`` | ``torch.compile`` (inductor), dynamic shapes | everywhere (CPU needs a C++ compiler) |
-| ``onnx`` | ONNX Runtime session on an exported graph (CPU or CUDA provider) | everywhere |
+| ``onnx`` | ONNX Runtime session on an exported graph (CPU or CUDA provider); fp32, or int8 | everywhere |
 | ``tensorrt`` | torch-tensorrt dynamo path, fp16, dynamic batch | NVIDIA GPU with the ``trt`` extra |
-| ``auto`` | the fastest exact one for the device (see :func:`resolve_auto`) | |
+| ``auto`` | the fastest correct one for the device (see :func:`resolve`) | |
 
 Exported graphs and engines are cached on disk, keyed by a hash of the weights and config, the
 back end, precision, device name and library versions, so a second start loads instead of
 rebuilding. TensorRT is imported only when asked for.
+
+int8 (``onnx`` only): static quantisation with ONNX Runtime (QDQ, per-channel int8 weights,
+uint8 activations whose ranges come from :func:`sr_model.calibration.calibration_crops`). The
+network's first convolution and its output stage (the last convolution, the activation before
+it, the pixel shuffle and the bilinear base) stay fp32: quantising the first conv's output,
+which the long skip carries straight to the output, put errors of up to 40/255 into the
+plates; with it in fp32 the shipped ×4 generator stays within 5/255 of fp32 (mean 0.4/255) on
+real plate crops at ~1.5× the fp32 graph's speed on this repository's 2-core AVX2 machine
+(benchmarks/results/throughput).
 """
 from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -30,7 +40,9 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "eager", "compile", "onnx", "tensorrt")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+#: Version of the int8 recipe below (part of the cached graph's key).
+INT8_RECIPE = "1"
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -61,6 +73,8 @@ def _device_name(device: torch.device) -> str:
 
 def eager_runner(model: nn.Module, device: torch.device, precision: str = "fp32", channels_last: bool = False) -> Runner:
     """The module as it is, optionally in bf16/fp16 and channels_last memory layout."""
+    if precision == "int8":
+        raise BackendUnavailable("int8 runs on the onnx back end only (--backend onnx --precision int8)")
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     if dtype == torch.float16 and device.type != "cuda":
         raise BackendUnavailable("fp16 eager needs a CUDA device; use fp32 or bf16 on CPU")
@@ -86,26 +100,94 @@ def compile_runner(model: nn.Module, device: torch.device, precision: str = "fp3
     return compiled
 
 
+def _export_onnx(model: nn.Module, path: Path) -> None:
+    """fp32 graph with dynamic batch, height and width, written atomically to ``path``."""
+    net = copy.deepcopy(model).to("cpu", torch.float32).eval()
+    tmp = path.with_suffix(".tmp.onnx")
+    dyn = {0: "batch", 2: "height", 3: "width"}
+    torch.onnx.export(net, (torch.rand(1, 3, 16, 48),), str(tmp), input_names=["lr"], output_names=["sr"],
+                      dynamic_axes={"lr": dyn, "sr": dyn}, opset_version=17, dynamo=False)
+    tmp.replace(path)  # atomic: a killed export never leaves a half file under the final name
+
+
+def int8_excluded_nodes(graph) -> list[str]:
+    """Names of the nodes :func:`quantize_int8` keeps in fp32: every node reading the network's
+    input (first conv, bilinear base) and the output stage, from the graph output back to the
+    last convolution and the activation feeding it. ``graph``: an ``onnx.GraphProto``."""
+    inputs = {i.name for i in graph.input}
+    producer = {out: node for node in graph.node for out in node.output}
+    keep = {n.name for n in graph.node if any(i in inputs for i in n.input)}
+    stack = [o.name for o in graph.output]
+    while stack:
+        node = producer.get(stack.pop())
+        if node is None or node.name in keep:
+            continue
+        keep.add(node.name)
+        if node.op_type == "Conv":
+            src = producer.get(node.input[0])
+            if src is not None and src.op_type != "Conv":
+                keep.add(src.name)  # the activation feeding the last conv
+            continue
+        stack.extend(node.input)
+    return sorted(keep)
+
+
+def quantize_int8(fp32_path: Path, out_path: Path) -> None:
+    """Static int8 quantisation of an exported generator graph (see the module docstring)."""
+    import tempfile
+
+    import numpy as np
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from sr_model.calibration import calibration_crops
+
+    class _Crops(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter([{"lr": np.ascontiguousarray(c[..., ::-1].transpose(2, 0, 1)[None], np.float32) / 255.0}
+                             for c in calibration_crops()])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    with tempfile.TemporaryDirectory(prefix="le-int8-") as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        excluded = int8_excluded_nodes(onnx.load(str(pre)).graph)
+        q = Path(tmp) / "int8.onnx"
+        quantize_static(str(pre), str(q), _Crops(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
+        tmp_out = out_path.with_suffix(".tmp.onnx")
+        tmp_out.write_bytes(q.read_bytes())
+        tmp_out.replace(out_path)
+
+
 def onnx_runner(model: nn.Module, device: torch.device, precision: str = "fp32", cache_dir: Path | None = None,
                 threads: int | None = None) -> Runner:
-    """ONNX Runtime on a graph exported with dynamic batch, height and width."""
+    """ONNX Runtime on a graph exported with dynamic batch, height and width (fp32, or int8 on CPU)."""
     try:
         import onnxruntime as ort
     except ImportError:
         raise BackendUnavailable("onnxruntime is not installed (pip install onnxruntime)") from None
-    if precision != "fp32":
-        raise BackendUnavailable("the onnx back end runs fp32 (quantise or use tensorrt for lower precision)")
+    if precision not in ("fp32", "int8"):
+        raise BackendUnavailable("the onnx back end runs fp32 or int8 (use eager or tensorrt for bf16 / fp16)")
+    if precision == "int8" and device.type != "cpu":
+        raise BackendUnavailable("int8 is for the CPU; on a GPU use tensorrt (fp16)")
     cache_dir = Path(cache_dir or default_cache_dir())
     key = model_key(model, "onnx", torch.__version__, ort.__version__)
     path = cache_dir / f"generator-{key}.onnx"
     if not path.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
-        net = copy.deepcopy(model).to("cpu", torch.float32).eval()
-        tmp = path.with_suffix(".tmp.onnx")
-        dyn = {0: "batch", 2: "height", 3: "width"}
-        torch.onnx.export(net, (torch.rand(1, 3, 16, 48),), str(tmp), input_names=["lr"], output_names=["sr"],
-                          dynamic_axes={"lr": dyn, "sr": dyn}, opset_version=17, dynamo=False)
-        tmp.replace(path)  # atomic: a killed export never leaves a half file under the final name
+        _export_onnx(model, path)
+    if precision == "int8":
+        from sr_model.calibration import CALIBRATION_VERSION
+
+        key8 = model_key(model, "onnx-int8", INT8_RECIPE, CALIBRATION_VERSION, torch.__version__, ort.__version__)
+        path8 = cache_dir / f"generator-{key8}-int8.onnx"
+        if not path8.exists():
+            quantize_int8(path, path8)
+        path = path8
     providers = ["CPUExecutionProvider"]
     if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
@@ -129,6 +211,8 @@ def tensorrt_runner(model: nn.Module, device: torch.device, precision: str = "fp
     """torch-tensorrt (dynamo) engine, dynamic batch and size, cached on disk per GPU and version."""
     if device.type != "cuda" or not torch.cuda.is_available():
         raise BackendUnavailable("tensorrt needs an NVIDIA GPU")
+    if precision == "int8":
+        raise BackendUnavailable("int8 TensorRT engines need a calibration step not built here; use fp16")
     try:
         import torch_tensorrt  # noqa: F401  (optional extra `trt`)
     except ImportError:
@@ -159,8 +243,9 @@ def tensorrt_runner(model: nn.Module, device: torch.device, precision: str = "fp
 
 
 def resolve_auto(device: torch.device) -> str:
-    """auto: TensorRT on an NVIDIA GPU when installed, else compile there; on CPU eager fp32 in
-    channels_last layout, measured faster than ONNX Runtime and torch.compile at batch 1 to 32
+    """The back end ``auto`` means for an fp32 (or bf16 / fp16) request: TensorRT on an NVIDIA GPU
+    when installed, else compile there; on CPU eager fp32 in channels_last layout, measured
+    faster than ONNX Runtime fp32 and torch.compile at batch 1 to 32 with 2 threads
     (benchmarks/results/throughput). bf16 is faster still on CPUs with bf16 units, but changes
     outputs by up to ~4/255, so it stays an explicit choice (--precision bf16)."""
     if device.type == "cuda":
@@ -173,22 +258,44 @@ def resolve_auto(device: torch.device) -> str:
     return "eager"
 
 
-def create_runner(model: nn.Module, backend: str = "auto", device: str | torch.device = "cpu", precision: str = "fp32",
-                  channels_last: bool = False, cache_dir: Path | None = None) -> tuple[str, Runner]:
-    """Build the runner for ``backend``; returns (resolved back-end name, runner)."""
+def resolve(backend: str, precision: str, device: str | torch.device) -> tuple[str, str]:
+    """(back end, precision) that ``create_runner(model, backend, device, precision)`` runs.
+
+    ``precision="auto"`` is the fastest one whose plate reads match fp32: on the CPU, int8 on
+    ONNX Runtime when ``backend`` is auto or onnx and onnxruntime is installed (~1.5x the fp32
+    graph, ~1.9x eager fp32 on one thread; the legibility benchmark's reads within one plate of
+    fp32 on every set and scale: benchmarks/results/throughput, benchmarks/results/legibility);
+    fp16 for TensorRT; fp32 otherwise. ``backend="auto"``: :func:`resolve_auto`, or onnx for int8
+    on the CPU.
+    """
     device = torch.device(device)
     if backend not in BACKENDS:
         raise BackendUnavailable(f"unknown back end {backend!r}; choose from {', '.join(BACKENDS)}")
     if precision not in PRECISIONS:
         raise BackendUnavailable(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
-    name = resolve_auto(device) if backend == "auto" else backend
+    if precision == "auto":
+        if device.type == "cpu" and backend in ("auto", "onnx") and importlib.util.find_spec("onnxruntime"):
+            precision = "int8"
+        else:
+            name = resolve_auto(device) if backend == "auto" else backend
+            precision = "fp16" if name == "tensorrt" else "fp32"
+    if backend == "auto":
+        backend = "onnx" if precision == "int8" and device.type == "cpu" else resolve_auto(device)
+    return backend, precision
+
+
+def create_runner(model: nn.Module, backend: str = "auto", device: str | torch.device = "cpu", precision: str = "auto",
+                  channels_last: bool = False, cache_dir: Path | None = None) -> tuple[str, Runner]:
+    """Build the runner for ``backend`` and ``precision`` (``auto``: see :func:`resolve`);
+    returns (resolved back-end name, runner)."""
+    device = torch.device(device)
+    name, precision_ = resolve(backend, precision, device)
     if backend == "auto" and name == "eager" and device.type == "cpu":
         channels_last = True
     if name == "eager":
-        return name, eager_runner(model, device, precision, channels_last)
+        return name, eager_runner(model, device, precision_, channels_last)
     if name == "compile":
-        return name, compile_runner(model, device, precision)
+        return name, compile_runner(model, device, precision_)
     if name == "onnx":
-        return name, onnx_runner(model, device, precision, cache_dir)
-    return name, tensorrt_runner(model, device, "fp16" if precision == "fp32" and backend == "auto" else precision,
-                                 cache_dir)
+        return name, onnx_runner(model, device, precision_, cache_dir)
+    return name, tensorrt_runner(model, device, precision_, cache_dir)

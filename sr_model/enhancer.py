@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sr_model.backends import create_runner
+from sr_model.backends import create_runner, resolve
 from sr_model.weights import load_generator
 
 
@@ -36,7 +36,7 @@ class EnhancerConfig:
     pad_multiple: int = 16
     device: str = "cpu"
     backend: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
     channels_last: bool = False
 
 
@@ -51,6 +51,7 @@ class PlateEnhancer:
         self.config = config
         self.model, self.info = load_generator(weights, device=config.device)
         self.scale: int = self.model.scale
+        self.precision: str = resolve(config.backend, config.precision, config.device)[1]
         self.backend, self._run = create_runner(self.model, config.backend, config.device, config.precision,
                                                 config.channels_last)
 
