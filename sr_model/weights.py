@@ -5,6 +5,7 @@ so the right model is rebuilt) and free-form ``info`` JSON (training data, steps
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -71,7 +72,8 @@ def update_info(path: str | Path, extra: dict) -> Path:
 def load_generator(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild the generator a weights file describes and load its tensors; returns (model, info).
 
-    The model comes back in eval mode on ``device``. Raises ``WeightsError`` with a one-line
+    The model comes back in eval mode on ``device``; ``info`` is the file's metadata plus
+    ``sha256`` (first 16 hex digits of the file's hash). Raises ``WeightsError`` with a one-line
     message when the file is missing, not safetensors, or its tensors do not fit the architecture.
     """
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
@@ -88,4 +90,5 @@ def load_generator(path: str | Path | None = None, device: str | torch.device = 
     except (SafetensorError, RuntimeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise WeightsError(f"{path} does not fit a {config.get('arch')} generator: {first}") from None
+    info = {**info, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]}
     return model.eval().to(device), info

@@ -529,7 +529,22 @@ class EnhancePipeline:
         fusion = {"k": self.config.fuse_k if self.fusion is not None else 0}
         # wall time of the per-frame stages (inline reads: reads.seconds), to see what a run spent where
         stages = {"super_resolution_s": round(st.sr_s, 2), "fusion_s": round(st.fusion_s, 2)}
-        return {"reads": reads, "fusion": fusion, "stage_seconds": stages}
+        return {"reads": reads, "fusion": fusion, "stage_seconds": stages, "models": self._models_report()}
+
+    def _models_report(self) -> dict:
+        """Which models ran, on which back end and precision: provenance of every enhanced crop."""
+        def describe(model) -> dict | None:
+            if model is None:
+                return None
+            info = getattr(model, "info", None) or {}
+            config = getattr(getattr(model, "model", None), "config", None)
+            out = {"backend": getattr(model, "backend", None), "precision": getattr(model, "precision", None),
+                   "arch": getattr(config, "arch", None), "weights_sha256": info.get("sha256"),
+                   "trained": info.get("phase") or info.get("model_yaml")}
+            return {k: v for k, v in out.items() if v is not None}
+
+        return {"detector": describe(self.detector), "generator": describe(self.enhancer),
+                "fusion": describe(self.fusion)}
 
     @staticmethod
     def _write_report(result: RunResult, source: VideoSource | LiveSource, extra: dict | None = None) -> None:

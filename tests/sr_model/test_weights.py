@@ -14,12 +14,14 @@ def test_round_trip_keeps_outputs(tmp_path, arch):
     torch.nn.init.normal_(list(model.parameters())[-2], std=0.01)  # no all-zero tail
     path = save_generator(model, tmp_path / "g.safetensors", info={"note": "test"})
     loaded, info = load_generator(path)
-    assert info == {"note": "test"} and loaded.config == model.config
+    sha = info.pop("sha256")  # added on load: the file's hash, for provenance
+    assert len(sha) == 16 and info == {"note": "test"} and loaded.config == model.config
     x = torch.rand(2, 3, 12, 36)
     with torch.inference_mode():
         assert torch.allclose(model(x), loaded(x), atol=1e-6)
     update_info(path, {"benchmark": {"x": 1}})
     again, info2 = load_generator(path)
+    assert info2.pop("sha256") != sha  # the metadata changed, so the file did
     assert info2 == {"note": "test", "benchmark": {"x": 1}}
     with torch.inference_mode():
         assert torch.equal(again(x), loaded(x))

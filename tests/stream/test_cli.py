@@ -87,6 +87,12 @@ def test_no_read_run(tmp_path):
     assert "tracks read" not in proc.stdout
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["reads"] == {"enabled": False} and report["fusion"] == {"k": 0}
+    # provenance: the models that ran, on the default CPU paths
+    models = report["models"]
+    assert models["detector"]["backend"] == "onnx" and len(models["detector"]["weights_sha256"]) == 16
+    assert models["generator"]["backend"] == "onnx" and models["generator"]["precision"] == "int8"
+    assert models["generator"]["arch"] == "espcn_res" and len(models["generator"]["weights_sha256"]) == 16
+    assert models["fusion"] is None
 
 
 def test_several_inputs_run_in_one_process_with_one_folder_each(tmp_path, clip_3s):
