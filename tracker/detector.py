@@ -266,12 +266,18 @@ class PlateDetector:
         hp = max(s[2] for s in sizes)
         wp = max(s[1] for s in sizes)
         hp, wp = -(-hp // self.stride) * self.stride, -(-wp // self.stride) * self.stride
-        batch = np.full((len(images), hp, wp, 3), 114, np.uint8)  # ultralytics' pad grey
+        # (B, 3, H, W) float32 RGB in [0, 1], filled plane by plane with OpenCV / numpy: torch's
+        # permute + flip + float on a 1080p batch took 8-22 ms with 2 intra-op threads when the
+        # other core was busy (the pipeline's encoder and reads threads), 0.8 ms this way.
+        x = np.empty((len(images), 3, hp, wp), np.float32)
+        frame = np.empty((hp, wp, 3), np.uint8)
         for i, (im, (r, w, h)) in enumerate(zip(images, sizes)):
+            frame.fill(114)  # ultralytics' pad grey
             interp = cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR
-            batch[i, :h, :w] = cv2.resize(im, (w, h), interpolation=interp) if r != 1 else im
-        x = torch.from_numpy(batch).to(self.config.device).permute(0, 3, 1, 2).flip(1)  # BGR->RGB
-        return x.float().div_(255.0), [s[0] for s in sizes]
+            frame[:h, :w] = cv2.resize(im, (w, h), interpolation=interp) if r != 1 else im
+            for c, plane in enumerate(cv2.split(frame)):
+                np.multiply(plane, np.float32(1.0 / 255.0), out=x[i, 2 - c])  # BGR -> RGB
+        return torch.from_numpy(x).to(self.config.device), [s[0] for s in sizes]
 
     @torch.inference_mode()
     def _detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
