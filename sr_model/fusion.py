@@ -236,13 +236,18 @@ def load_fusion(path: str | Path | None = None, device: str | torch.device = "cp
 class FusionConfig:
     """k: crops per track fused (the last k); device: torch device; batch_size: tracks per forward
     pass; min_ecc: ECC correlation under which a crop is dropped; max_input_height: px, taller
-    crops are area-shrunk to it first (as in ``PlateEnhancer``)."""
+    crops are area-shrunk to it first (as in ``PlateEnhancer``); motion: ECC motion model
+    (``"translation"`` / ``"affine"``), None = the one the weights were trained with (their info).
+    On real footage (benchmarks/results/fusion/NOTES.md, "Real footage") affine alignment took the
+    shipped v2 from 21 to 29 of 108 voted exact reads (single-frame: 31) at ≈ +0.2-0.3× the
+    single-frame cost."""
 
     k: int = 5
     device: str = "cpu"
     batch_size: int = 16
     min_ecc: float = DEFAULT_MIN_ECC
     max_input_height: int = 48
+    motion: str | None = None
 
 
 @dataclass
@@ -306,7 +311,7 @@ class FusionEnhancer:
         self.model, self.info = load_fusion(weights, device=config.device)
         if str(config.device).startswith("cpu"):  # channels-last convs: ~1.5x faster on CPU, same outputs
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.motion = str(self.info.get("alignment", {}).get("motion", "translation"))
+        self.motion = config.motion or str(self.info.get("alignment", {}).get("motion", "translation"))
         self.upsample = int(self.info.get("alignment", {}).get("upsample", 2))
 
     @property

@@ -20,6 +20,12 @@ Training sequences: the same HR plate under sub-pixel motion, each frame degrade
   (``cv2.warpAffine``, bicubic, edges replicated). Each frame is degraded independently by
   :func:`train.synth.degrade.degrade` (×4) at a random strength in [0.3, 1]. With probability
   ``--p-wrong`` a frame shows a different plate instead (a tracker mix-up), so alignment drops it.
+* ``--p-video P``: that share of sequences is made by :mod:`train.video_degradation` instead
+  (the frames encoded as one H.264 sequence, a growing plate, crops rectified from jittering
+  corners, as ``enhance-video`` cuts them; ``--video JSON`` overrides its ranges). Off by default:
+  models trained with it were not better on real footage (benchmarks/results/fusion/NOTES.md,
+  "Real footage"). ``--motion affine`` aligns with affine ECC (recorded in the weights);
+  ``--init W`` starts from existing weights (fine-tuning).
 * Frames are aligned exactly as at inference (:func:`sr_model.align.align_sequence`: ECC, crops
   under ``min_ecc`` dropped). During training, kept frames are also dropped at random
   (``--p-drop`` each; reference only with ``--p-single``) so the model sees 1..K frames.
@@ -49,6 +55,7 @@ from sr_model.align import DEFAULT_MIN_ECC, align_sequence
 from sr_model.fusion import (DEFAULT_FUSION_WEIGHTS, FusionNetConfig, build_fusion_model, read_fusion_metadata,
                              save_fusion)
 from train.synth.degrade import degrade, make_sr_pair
+from train.video_degradation import VideoDegradation, video_sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -83,12 +90,15 @@ class FusionTrainConfig:
     p_drop: float = 0.2
     p_single: float = 0.1
     min_ecc: float = DEFAULT_MIN_ECC
+    p_video: float = 0.0  # share of sequences made by train.video_degradation (H.264, zoom, corner jitter)
+    video: dict = field(default_factory=dict)  # overrides of train.video_degradation.VideoDegradation's ranges
     motion: str = "translation"
     upsample: int = 2  # ECC alignment runs on crops enlarged this many times (1 = native: ~2x cheaper)
     eval_every: int = 250
     ckpt_every: int = 250
     threads: int = 1
     data: str = str(DEFAULT_DATA)
+    init: str = ""  # start from these fusion weights (same architecture) instead of a fresh model
     extra: dict = field(default_factory=dict)
 
 
@@ -107,16 +117,24 @@ def make_sequence(rng: np.random.Generator, hr: np.ndarray, others: list[np.ndar
     "hr": the HR crop, "ecc": (K,) float}.
     """
     s = cfg.scale
-    frames = []
-    for f in range(cfg.k):
-        src = hr
-        if f < cfg.k - 1:
+    if cfg.p_video > 0 and rng.random() < cfg.p_video:
+        wrong = {}
+        for f in range(cfg.k - 1):
             if others and rng.random() < cfg.p_wrong:
                 o = others[int(rng.integers(len(others)))]
-                src = cv2.resize(o, (hr.shape[1], hr.shape[0]), interpolation=cv2.INTER_AREA)
-            dx, dy = rng.uniform(-cfg.max_shift, cfg.max_shift, 2)
-            src = shift_hr(src, float(dx), float(dy))
-        frames.append(degrade(src, s, rng, strength=float(rng.uniform(*cfg.strength))))
+                wrong[f] = cv2.resize(o, (hr.shape[1], hr.shape[0]), interpolation=cv2.INTER_AREA)
+        frames, hr = video_sequence(hr, cfg.k, s, rng, VideoDegradation(**cfg.video), wrong)
+    else:
+        frames = []
+        for f in range(cfg.k):
+            src = hr
+            if f < cfg.k - 1:
+                if others and rng.random() < cfg.p_wrong:
+                    o = others[int(rng.integers(len(others)))]
+                    src = cv2.resize(o, (hr.shape[1], hr.shape[0]), interpolation=cv2.INTER_AREA)
+                dx, dy = rng.uniform(-cfg.max_shift, cfg.max_shift, 2)
+                src = shift_hr(src, float(dx), float(dy))
+            frames.append(degrade(src, s, rng, strength=float(rng.uniform(*cfg.strength))))
     al = align_sequence(frames, cfg.motion, cfg.upsample, cfg.min_ecc)
     return {"lr": np.stack(al.frames).astype(np.float16), "valid": al.valid, "hr": hr,
             "ecc": np.array([a.ecc for a in al.alignments], np.float32)}
@@ -270,6 +288,13 @@ def train_fusion(cfg: FusionTrainConfig, out: Path, work: Path, log_csv: Path | 
     model = build_fusion_model(FusionNetConfig(scale=cfg.scale, channels=cfg.channels, enc_blocks=cfg.enc_blocks,
                                                dec_blocks=cfg.dec_blocks, att_channels=cfg.att_channels,
                                                upsampler=cfg.upsampler))
+    if cfg.init:
+        from sr_model.fusion import load_fusion
+
+        init_model, _ = load_fusion(cfg.init)
+        if init_model.config != model.config:
+            raise ValueError(f"--init {cfg.init} is a {init_model.config}, not the {model.config} asked for")
+        model.load_state_dict(init_model.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=cfg.lr * 0.05)
     ckpt = work / "checkpoint.safetensors"
@@ -313,7 +338,10 @@ def train_fusion(cfg: FusionTrainConfig, out: Path, work: Path, log_csv: Path | 
             "openalpr_eu": "not used (evaluation only)",
             "sequence": f"K={cfg.k}, reference = last frame (unshifted HR); others shifted U(+-{cfg.max_shift}) HR px; "
                         f"each frame degrade(x{cfg.scale}, strength U{tuple(cfg.strength)}); p_wrong {cfg.p_wrong}",
+            "video_sequences": (f"share {cfg.p_video}: train.video_degradation.video_sequence "
+                                f"{json.dumps(VideoDegradation(**cfg.video).to_dict())} instead") if cfg.p_video > 0 else "none",
             "frames_kept_by_alignment": round(kept, 3),
+            "init": cfg.init or "fresh model",
         },
         "alignment": {"method": "cv2.findTransformECC on band-passed grey, upsampled", "motion": cfg.motion,
                       "upsample": cfg.upsample, "min_ecc": cfg.min_ecc},
@@ -363,10 +391,15 @@ def main(argv: list[str] | None = None) -> dict:
     for name in ("steps", "batch", "k", "channels", "enc_blocks", "dec_blocks", "att_channels", "seed",
                  "n_synthetic", "real_repeats", "n_val_synthetic", "eval_every", "ckpt_every", "threads", "upsample"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
-    for name in ("lr", "max_shift", "p_wrong", "p_drop", "p_single", "min_ecc"):
+    for name in ("lr", "max_shift", "p_wrong", "p_drop", "p_single", "min_ecc", "p_video"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
+    p.add_argument("--video", type=json.loads, default=d.video, metavar="JSON",
+                   help="overrides of train.video_degradation.VideoDegradation's ranges, e.g. '{\"crf\": [25, 35]}'")
     p.add_argument("--data", type=str, default=d.data, help="shared data folder (holds openalpr/us)")
+    p.add_argument("--init", type=str, default=d.init, help="fusion weights to start from (fine-tuning)")
     p.add_argument("--upsampler", choices=("progressive", "espcn"), default=d.upsampler)
+    p.add_argument("--motion", choices=("translation", "affine"), default=d.motion,
+                   help="ECC motion model of the alignment (recorded in the weights; FusionEnhancer uses it)")
     args = p.parse_args(argv)
     if args.export_checkpoint:
         info = export_checkpoint(args.work, args.out)

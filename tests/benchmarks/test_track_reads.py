@@ -20,3 +20,18 @@ def test_each_segment_gets_the_track_that_covers_most_of_it():
                          {"track_id": 3, "first_frame": 51, "last_frame": 89}]}
     got = assign(segments, report)
     assert [t and t["track_id"] for t in got] == [1, 3, None]
+
+
+def test_per_read_scores_every_read_of_each_segments_track(tmp_path):
+    import json
+
+    from benchmarks.track_reads import per_read
+
+    lines = [{"frame": 0, "track_id": 1, "read": "AB123"}, {"frame": 3, "track_id": 1, "read": "AB128"},
+             {"frame": 4, "track_id": 1}, {"frame": 5, "track_id": 2, "read": "AB123"},  # track 2 is too short
+             {"frame": 50, "track_id": 3, "read": "XY9"}, {"frame": 60, "track_id": 3, "read": "xy-9"}]
+    path = tmp_path / "tracks.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    segments = [{"first_frame": 0, "last_frame": 44, "text": "AB123"},
+                {"first_frame": 45, "last_frame": 89, "text": "XY9"}]
+    assert per_read(segments, path) == {"reads": 4, "exact": 3}

@@ -189,3 +189,15 @@ def test_shipped_weights_load_and_describe_their_training():
     assert info["loss"] == "L1" and "openalpr_eu" in info["trained_on"] and info["val"]["psnr_fused"] > 0
     out = enh.enhance([[_plate(5), _shift(_plate(5), 0.3, 0.1), _plate(5)]])[0]
     assert out.image.shape == (60, 192, 3) and out.frames_used == 3
+
+
+def test_enhancer_motion_override_aligns_a_scaled_crop(tiny_weights):
+    ref = _plate(4)
+    h, w = ref.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, 1.04)  # the plate 4 % larger: a zooming camera
+    zoomed = cv2.warpAffine(ref, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    assert FusionEnhancer(tiny_weights).motion == "translation"  # the weights' recorded motion by default
+    enh = FusionEnhancer(tiny_weights, FusionConfig(k=2, motion="affine"))
+    assert enh.motion == "affine"
+    a = enh.align([zoomed, ref]).alignments[0]
+    assert a.ok and a.warp[0, 0] == pytest.approx(1.04, abs=0.015) and a.warp[1, 1] == pytest.approx(1.04, abs=0.03)
