@@ -104,11 +104,35 @@ def test_unconfirmed_track_is_dropped_without_reporting() -> None:
     assert _ids(hist) == set()
 
 
-def test_low_score_detections_never_start_tracks() -> None:
-    tracker = PlateTracker()
+def test_low_score_detections_never_start_tracks_without_weak_birth() -> None:
+    tracker = PlateTracker(TrackerConfig(weak_birth_score=None))
     for i in range(30):
         assert tracker.update([_det(100 + 5 * i, 100, score=0.3)], i / 30) == []
     assert tracker.tracks == []
+
+
+def test_weak_detections_seen_in_a_row_start_a_track_after_weak_min_hits() -> None:
+    tracker = PlateTracker(TrackerConfig(weak_birth_score=0.3, weak_min_hits=3))
+    reported = [tracker.update([_det(100 + 5 * i, 100, score=0.35)], i / 30) for i in range(5)]
+    assert [len(r) for r in reported] == [0, 0, 1, 1, 1]  # confirmed on the third match, not before
+    assert {tr.track_id for r in reported for tr in r} == {1}
+    # below weak_birth_score: nothing, however long it lasts
+    tracker = PlateTracker(TrackerConfig(weak_birth_score=0.3))
+    assert all(tracker.update([_det(100, 100, score=0.2)], i / 30) == [] for i in range(30))
+
+
+def test_one_off_weak_detections_do_not_start_tracks() -> None:
+    """Weak false detections that never repeat near each other (each over 4 plate widths from
+    the ones of the last half second) never confirm."""
+    tracker = PlateTracker(TrackerConfig(weak_birth_score=0.3, weak_min_hits=3, frame_wh=(1280, 720)))
+    rng = np.random.default_rng(0)
+    points: list[tuple[float, float]] = []
+    while len(points) < 90:
+        x, y = rng.uniform(100, 1180), rng.uniform(100, 620)
+        if all(np.hypot(x - a, y - b) > 160 for a, b in points[-15:]):
+            points.append((x, y))
+    for i, (x, y) in enumerate(points):
+        assert tracker.update([_det(x, y, score=0.4)], i / 30) == []
 
 
 def test_low_score_detections_extend_existing_tracks() -> None:
