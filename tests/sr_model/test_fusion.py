@@ -196,8 +196,9 @@ def test_enhancer_motion_override_aligns_a_scaled_crop(tiny_weights):
     h, w = ref.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, 1.04)  # the plate 4 % larger: a zooming camera
     zoomed = cv2.warpAffine(ref, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    assert FusionEnhancer(tiny_weights).motion == "translation"  # the weights' recorded motion by default
-    enh = FusionEnhancer(tiny_weights, FusionConfig(k=2, motion="affine"))
+    assert FusionEnhancer(tiny_weights).motion == "affine"  # the default, whatever the weights were trained with
+    assert FusionEnhancer(tiny_weights, FusionConfig(motion=None)).motion == "translation"  # None: as trained
+    enh = FusionEnhancer(tiny_weights, FusionConfig(k=2))
     assert enh.motion == "affine"
     a = enh.align([zoomed, ref]).alignments[0]
     assert a.ok and a.warp[0, 0] == pytest.approx(1.04, abs=0.015) and a.warp[1, 1] == pytest.approx(1.04, abs=0.03)
