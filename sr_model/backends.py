@@ -19,9 +19,10 @@ uint8 activations whose ranges come from :func:`sr_model.calibration.calibration
 network's first convolution and its output stage (the last convolution, the activation before
 it, the pixel shuffle and the bilinear base) stay fp32: quantising the first conv's output,
 which the long skip carries straight to the output, put errors of up to 40/255 into the
-plates; with it in fp32 the shipped ×4 generator stays within 5/255 of fp32 (mean 0.4/255) on
-real plate crops at ~1.5× the fp32 graph's speed on this repository's 2-core AVX2 machine
-(benchmarks/results/throughput).
+plates; with it in fp32 the shipped ×4 generator stays within mean 0.5/255, p99 2/255 (max
+17/255) of fp32 on real plate crops, with the same OCR reads within one plate
+(benchmarks/results/legibility_int8), at 1.3-1.5× the fp32 graph's speed on this repository's
+2-core AVX2 machine (benchmarks/results/throughput).
 """
 from __future__ import annotations
 
@@ -262,11 +263,11 @@ def resolve(backend: str, precision: str, device: str | torch.device) -> tuple[s
     """(back end, precision) that ``create_runner(model, backend, device, precision)`` runs.
 
     ``precision="auto"`` is the fastest one whose plate reads match fp32: on the CPU, int8 on
-    ONNX Runtime when ``backend`` is auto or onnx and onnxruntime is installed (~1.5x the fp32
-    graph, ~1.9x eager fp32 on one thread; the legibility benchmark's reads within one plate of
-    fp32 on every set and scale: benchmarks/results/throughput, benchmarks/results/legibility);
-    fp16 for TensorRT; fp32 otherwise. ``backend="auto"``: :func:`resolve_auto`, or onnx for int8
-    on the CPU.
+    ONNX Runtime when ``backend`` is auto or onnx and onnxruntime is installed (1.3-1.5x the fp32
+    graph with 2 threads, ~1.9x eager fp32 on one thread; the legibility benchmark's reads within
+    one plate of fp32 on every set and scale: benchmarks/results/throughput,
+    benchmarks/results/legibility_int8); fp16 for TensorRT; fp32 otherwise. ``backend="auto"``:
+    :func:`resolve_auto`, or onnx for int8 on the CPU.
     """
     device = torch.device(device)
     if backend not in BACKENDS:

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generator inference back end (default auto: ONNX Runtime int8 on CPU (eager channels-last "
                         "for an fp32 request), TensorRT on an NVIDIA GPU when installed)")
     g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"),
-                   help="generator precision (default auto: int8 on the CPU through ONNX Runtime, ~1.5-1.9x faster "
+                   help="generator precision (default auto: int8 on the CPU through ONNX Runtime, 1.3-1.9x faster "
                         "than fp32 with the same plate reads; fp16 with TensorRT; else fp32. bf16 is faster on CPUs "
                         "with bf16 units; fp16 needs a GPU)")
     g.add_argument("--device", default="cpu", help="torch device for the models: cpu, cuda, cuda:1 (default cpu)")
