@@ -127,16 +127,14 @@ class Generator:
     name: str
     weights: Path
     frames: int = 1
-    precision: str = "fp32"  # "int8": through the int8 ONNX Runtime back end (sr_model.backends)
+    precision: str = "fp32"  # "int8": the int8 ONNX Runtime back end (``auto`` resolves it, sr_model.backends)
     _enhancer: object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         from sr_model.enhancer import EnhancerConfig, PlateEnhancer
 
         # No shrinking of tall crops: benchmark LR crops are at most HR_HEIGHT / 2 px tall.
-        backend = "onnx" if self.precision == "int8" else "auto"
-        self._enhancer = PlateEnhancer(self.weights, EnhancerConfig(max_input_height=HR_HEIGHT, backend=backend,
-                                                                    precision=self.precision))
+        self._enhancer = PlateEnhancer(self.weights, EnhancerConfig(max_input_height=HR_HEIGHT, precision=self.precision))
 
     @property
     def scale(self) -> int:

@@ -137,7 +137,7 @@ def quantize_int8(fp32_path: Path, out_path: Path) -> None:
     """Static int8 quantisation of an exported generator graph (see the module docstring)."""
     import tempfile
 
-    import numpy as np
+    import cv2
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -146,8 +146,7 @@ def quantize_int8(fp32_path: Path, out_path: Path) -> None:
 
     class _Crops(CalibrationDataReader):
         def __init__(self) -> None:
-            self._it = iter([{"lr": np.ascontiguousarray(c[..., ::-1].transpose(2, 0, 1)[None], np.float32) / 255.0}
-                             for c in calibration_crops()])
+            self._it = iter([{"lr": cv2.dnn.blobFromImage(c, 1.0 / 255.0, swapRB=True)} for c in calibration_crops()])
 
         def get_next(self):
             return next(self._it, None)

@@ -79,18 +79,14 @@ class PlateEnhancer:
             y = self._run(x).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
             y = y.permute(0, 2, 3, 1).cpu().numpy()[..., ::-1]  # RGB -> BGR
             return [np.ascontiguousarray(y[i, : c.shape[0] * s, : c.shape[1] * s]) for i, c in enumerate(crops)]
-        # CPU: OpenCV / numpy, one plane at a time. Small torch ops with 2 intra-op threads stall
-        # for milliseconds when the other core is busy (the pipeline's encoder, detector, reads).
-        x = np.empty((len(crops), 3, hmax, wmax), np.float32)
-        for i in range(len(crops)):
-            for c, plane in enumerate(cv2.split(batch[i])):
-                np.multiply(plane, np.float32(1.0 / 255.0), out=x[i, 2 - c])  # BGR -> RGB
+        # CPU: OpenCV / numpy. Small torch ops with 2 intra-op threads stall for milliseconds
+        # when the other core is busy (the pipeline's encoder, detector, reads).
+        x = cv2.dnn.blobFromImages(list(batch), 1.0 / 255.0, swapRB=True)  # (N, 3, H, W) float32 RGB
         y = self._run(torch.from_numpy(x)).numpy()
         np.clip(y, 0.0, 1.0, out=y)
-        np.multiply(y, 255.0, out=y)
-        y8 = np.rint(y, out=y).astype(np.uint8)
-        return [cv2.merge([y8[i, 2, : c.shape[0] * s, : c.shape[1] * s], y8[i, 1, : c.shape[0] * s, : c.shape[1] * s],
-                           y8[i, 0, : c.shape[0] * s, : c.shape[1] * s]]) for i, c in enumerate(crops)]
+        y8 = np.rint(np.multiply(y, 255.0, out=y), out=y).astype(np.uint8)
+        return [np.ascontiguousarray(y8[i, ::-1, : c.shape[0] * s, : c.shape[1] * s].transpose(1, 2, 0))  # RGB -> BGR
+                for i, c in enumerate(crops)]
 
     def enhance(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Super-resolve each crop; output i is ``scale`` × the (possibly shrunk) size of crop i."""

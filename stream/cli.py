@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "in between (default 0.2; 0 = every frame)")
     g.add_argument("--fuse", type=int, nargs="?", const=DEFAULT_FUSE_K, default=0, metavar="K",
                    help=f"multi-frame super-resolution: once a plate has K crops, fuse its last K (--fuse alone: "
-                        f"K = {DEFAULT_FUSE_K}; default off: it costs about 1.6x the single-frame generator per plate)")
+                        f"K = {DEFAULT_FUSE_K}; default off: it costs about 2-3x the int8 single-frame generator per plate and reads about as well on "
+                        "real footage: benchmarks/results/track_reads)")
     g.add_argument("--fusion-weights", type=Path, default=None, metavar="PATH",
                    help="fusion weights (.safetensors; default: the shipped sr_model/weights/fusion_x4.safetensors)")
     g.add_argument("--no-read", action="store_true",

@@ -128,7 +128,7 @@ class TrackerConfig:
 class _PlateTrack:
     """Internal mutable track: a Kalman filter plus lifecycle bookkeeping."""
 
-    def __init__(self, track_id: int, det: Detection, t_s: float, noise: KalmanNoise) -> None:
+    def __init__(self, track_id: int, det: Detection, t_s: float, noise: KalmanNoise, weak_born: bool = False) -> None:
         self.track_id = track_id
         self.kf = PlateKalman(det.box, noise)
         self.state = TrackState.TENTATIVE
@@ -141,7 +141,7 @@ class _PlateTrack:
         self.corners_z = box_to_z(det.box)  # box (cx, cy, w, h) the stored corners belong to
         self.missed = False  # unmatched on the last detector frame
         self.appearance = None if det.appearance is None else np.asarray(det.appearance, np.float32)
-        self.weak_born = False  # born from a weak detection: needs weak_min_hits to be confirmed
+        self.weak_born = weak_born  # born from a weak detection: needs weak_min_hits to be confirmed
 
     def match(self, det: Detection, t_s: float, partial: tuple[float, float, float] | None = None) -> None:
         self.kf.update(det.box, partial)
@@ -315,8 +315,7 @@ class PlateTracker:
         if left and cfg.duplicate_overlap is not None:
             left = self._drop_duplicates(left)
         for d in left:
-            track = _PlateTrack(self._next_id, d, t_s, cfg.noise)
-            track.weak_born = d.score < strong
+            track = _PlateTrack(self._next_id, d, t_s, cfg.noise, weak_born=d.score < strong)
             if cfg.confirm_score is not None and d.score >= cfg.confirm_score:
                 track.state = TrackState.CONFIRMED
             self._tracks.append(track)
