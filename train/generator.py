@@ -24,8 +24,21 @@ benchmark's judge). The evaluated step with the best :func:`selection_score` (me
 accuracy over both validation sets, then PSNR) is written to ``--out``.
 
 A run folder (``--run-dir``) holds ``config.json`` (every option), ``log.csv`` (one row per
-evaluation), ``checkpoint.pt`` (models, optimisers, schedulers, step, RNG state; written every
-``--ckpt-every`` steps and at the end) and ``last.safetensors``.
+evaluation), ``checkpoint.pt`` (models, optimisers, step, RNG state; written every
+``--ckpt-every`` steps and at the end), ``last.safetensors`` and, with ``--snapshots true``, the
+weights of every evaluated step in ``snapshots/``.
+
+Speed: ``--device cuda`` trains on a GPU; ``--workers N`` degrades batches in N data-loader
+processes (the degradation, not the network, is the cost: about 5 ms of one core per pair);
+``--minutes M`` ends the run after M minutes, the cosine learning rate following whichever of
+steps and time runs out first; ``--synthetic-refresh P`` renders a fresh synthetic plate on a
+fraction P of synthetic draws. With workers, a resumed run draws different (equally random)
+batches than an uninterrupted one; with ``--workers 0`` it draws the same.
+
+Model choice without the OCR on the training machine (a GPU box without ``rapidocr``): train
+with ``--no-ocr --snapshots true``, then, where ``rapidocr`` is installed,
+``python -m train.generator --select RUN_DIR --out BEST.safetensors`` scores every snapshot
+on the same validation sets with the OCR and keeps the best by :func:`selection_score`.
 """
 from __future__ import annotations
 
@@ -92,6 +105,13 @@ class RunConfig:
     eval_every: int = 250
     ckpt_every: int = 250
     val_synthetic: int = 64
+    # speed
+    device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when available)
+    workers: int = 0  # data-loader processes degrading batches; 0: in the training process
+    minutes: float | None = None  # time budget; the run ends at whichever of steps / minutes comes first
+    eval_every_s: float | None = None  # evaluate every this many seconds (as well as every eval_every steps)
+    synthetic_refresh: float = 0.0  # probability a synthetic draw renders a new plate first
+    snapshots: bool = False  # keep each evaluated step's weights in run_dir/snapshots/
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
@@ -110,9 +130,11 @@ def _split_seed(cfg: RunConfig) -> int:
 def build_sources(cfg: RunConfig) -> tuple[PairSampler, dict]:
     """The training sampler and a description of its sources (for the weights' metadata)."""
     sources, weights, desc = [], [], {}
-    syn = SyntheticPlates(cfg.synthetic, seed=cfg.seed)
+    syn = SyntheticPlates(cfg.synthetic, seed=cfg.seed, refresh=cfg.synthetic_refresh)
     sources.append(syn), weights.append(cfg.weights.get("synthetic", 1.0))
     desc["synthetic"] = {"plates": len(syn), "seed": cfg.seed, "styles": "train.synth STYLES (latin, ccpd_blue)"}
+    if cfg.synthetic_refresh:
+        desc["synthetic"]["refresh"] = cfg.synthetic_refresh
     us_dir = Path(cfg.data) / "openalpr" / "us"
     if cfg.use_us and us_dir.is_dir():
         us = OpenalprPlates(us_dir, "train", cfg.min_native_height, cfg.val_fraction, _split_seed(cfg))
@@ -161,8 +183,9 @@ def build_val(cfg: RunConfig) -> list[ValSet]:
 class Validator:
     """PSNR and OCR reads of the generator (and of bicubic, once) on the validation sets."""
 
-    def __init__(self, sets: list[ValSet], ocr: bool = True) -> None:
+    def __init__(self, sets: list[ValSet], ocr: bool = True, device: str | torch.device = "cpu") -> None:
         self.sets = sets
+        self.device = torch.device(device)
         self.reader = None
         if ocr:
             from benchmarks.ocr import PlateReader
@@ -172,7 +195,6 @@ class Validator:
 
     def _score(self, upscale) -> dict:
         """upscale(lr (h, w, 3) uint8, scale) -> (h·s, w·s, 3) uint8; figures per set."""
-        from benchmarks.ocr import char_accuracy, exact_match
         from torchmetrics.functional.image import peak_signal_noise_ratio
 
         res = {}
@@ -183,6 +205,8 @@ class Validator:
                   for o, h in zip(outs, vs.hr)]
             res[f"{vs.name}_psnr"] = round(float(np.mean(ps)), 3)
             if self.reader is not None:
+                from benchmarks.ocr import char_accuracy, exact_match
+
                 reads = self.reader.read(outs)
                 res[f"{vs.name}_exact"] = round(100 * float(np.mean([exact_match(r.text, t) for r, t in zip(reads, vs.texts)])), 2)
                 res[f"{vs.name}_char"] = round(float(np.mean([char_accuracy(r.text, t) for r, t in zip(reads, vs.texts)])), 4)
@@ -194,8 +218,8 @@ class Validator:
         model.eval()
 
         def up(lr: np.ndarray, s: int) -> np.ndarray:
-            y = model(to_tensor([lr])).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
-            return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy()[..., ::-1])
+            y = model(to_tensor([lr]).to(self.device)).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+            return np.ascontiguousarray(y[0].permute(1, 2, 0).cpu().numpy()[..., ::-1])
 
         res = self._score(up)
         model.train(was)
@@ -250,12 +274,59 @@ def _append_csv(path: Path, row: dict, max_step: int | None = None) -> None:
 
 
 # --------------------------------------------------------------------------- training
+def cosine_lr(base: float, progress: float, floor: float = 0.05) -> float:
+    """Cosine decay from ``base`` to ``floor·base`` over progress 0 → 1 (clipped)."""
+    progress = min(1.0, max(0.0, progress))
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class _PairBatches(torch.utils.data.IterableDataset):
+    """Endless training batches from a :class:`PairSampler`, one RNG stream per data-loader worker
+    (seeded by run seed, start step and worker id); yields (lr, hr, texts) as in :class:`Batch`."""
+
+    def __init__(self, sampler: PairSampler, batch: int, seed: int, start_step: int) -> None:
+        self.sampler, self.batch, self.seed, self.start_step = sampler, batch, seed, start_step
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([self.seed, self.start_step, info.id if info else 0])
+        while True:
+            b = self.sampler.batch(rng, self.batch)
+            yield b.lr, b.hr, b.texts
+
+
+def _worker_init(_: int) -> None:
+    cv2.setNumThreads(1)  # one core per worker: OpenCV's own threads would oversubscribe them
+    torch.set_num_threads(1)
+
+
+def _batches(cfg: RunConfig, sampler: PairSampler, rng: np.random.Generator, start_step: int, pin: bool):
+    """Training batches: in this process from ``rng`` (resumable exactly) or from ``cfg.workers`` processes."""
+    if cfg.workers <= 0:
+        while True:
+            b = sampler.batch(rng, cfg.batch)
+            yield b.lr, b.hr, b.texts
+    loader = torch.utils.data.DataLoader(_PairBatches(sampler, cfg.batch, cfg.seed, start_step), batch_size=None,
+                                         num_workers=cfg.workers, worker_init_fn=_worker_init, pin_memory=pin,
+                                         prefetch_factor=4, persistent_workers=False,
+                                         # fork after OpenCV / OpenMP thread pools exist can deadlock the workers
+                                         multiprocessing_context="spawn")
+    yield from loader
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def train(cfg: RunConfig, resume: bool = False, ocr: bool = True) -> dict:
     """Run one phase; returns the metadata written into the best weights."""
     if cfg.phase not in ("l1", "gan"):
         raise ValueError(f"phase must be l1 or gan, got {cfg.phase!r}")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
     out = Path(cfg.out) if cfg.out else run / "best.safetensors"
@@ -273,33 +344,33 @@ def train(cfg: RunConfig, resume: bool = False, ocr: bool = True) -> dict:
         raise ValueError("the gan phase starts from L1 weights: give --init")
     else:
         G = build_generator(gcfg)
+    G.to(device)
     nets: dict = {"G": G}
     opts: dict = {"opt_G": torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.9, 0.99))}
-    scheds: dict = {"sched_G": torch.optim.lr_scheduler.CosineAnnealingLR(opts["opt_G"], T_max=cfg.steps,
-                                                                         eta_min=cfg.lr * 0.05)}
     text_loss = None
     if cfg.phase == "gan":
-        D = PatchDiscriminator(DiscriminatorConfig(channels=cfg.d_channels))
+        D = PatchDiscriminator(DiscriminatorConfig(channels=cfg.d_channels)).to(device)
         nets["D"] = D
         opts["opt_D"] = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(0.9, 0.99))
-        scheds["sched_D"] = torch.optim.lr_scheduler.CosineAnnealingLR(opts["opt_D"], T_max=cfg.steps,
-                                                                       eta_min=cfg.lr_d * 0.05)
         if cfg.recognizer and (cfg.w_feat > 0 or cfg.w_ctc > 0):
             from sr_model.recognizer import load_recognizer
 
             rec = load_recognizer(cfg.recognizer)
-            text_loss = TextPerceptualLoss(rec, rec.config.charset)
+            text_loss = TextPerceptualLoss(rec, rec.config.charset).to(device)
 
     sampler, data_desc = build_sources(cfg)
-    validator = Validator(build_val(cfg), ocr=ocr)
+    validator = Validator(build_val(cfg), ocr=ocr, device=device)
     step, best = 0, {}
     ckpt = run / "checkpoint.pt"
     log_csv = run / "log.csv"
     if resume and ckpt.exists():
-        step, best = load_checkpoint(ckpt, nets, opts, scheds, rng)
+        step, best = load_checkpoint(ckpt, nets, opts, {}, rng)
         _append_csv(log_csv, {}, max_step=step)  # drop rows logged after that checkpoint
     elif log_csv.exists():
         log_csv.unlink()
+    snap_dir = run / "snapshots"
+    if cfg.snapshots:
+        snap_dir.mkdir(exist_ok=True)
 
     def info_for(figures: dict, at_step: int) -> dict:
         return {
@@ -307,66 +378,119 @@ def train(cfg: RunConfig, resume: bool = False, ocr: bool = True) -> dict:
             f"{cfg.w_l1}*L1 + {cfg.w_feat}*recognizer features + {cfg.w_ctc}*CTC + {cfg.w_adv}*relativistic adversarial",
             "trained_on": data_desc, "degradation": "train.sr_degradation.mixed_degrade (DegradationConfig defaults)",
             "steps": at_step, "batch": cfg.batch, "hr_patch": [sampler.hr_h, cfg.hr_width], "seed": cfg.seed,
+            "lr": cfg.lr, "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
             "init": cfg.init, "init_info": init_info.get("val") if init_info else None,
             "recognizer": cfg.recognizer if text_loss is not None else None,
             "val": {"sets": "openalpr/us held-out split + synthetic (seed+10000), degraded by "
                             "train.synth.degrade.degrade strength 1", "model": figures, "bicubic": validator.bicubic},
-            "train_seconds": round(time.time() - t0 + prev_seconds, 1),
+            "train_seconds": round(elapsed(), 1),
         }
 
     prev_seconds = float(best.get("train_seconds", 0.0))
     t0 = time.time()
+    budget_s = cfg.minutes * 60 if cfg.minutes else None
+
+    def elapsed() -> float:
+        return time.time() - t0 + prev_seconds
+
+    def progress(at_step: int) -> float:
+        p = at_step / cfg.steps
+        return max(p, elapsed() / budget_s) if budget_s else p
+
+    def evaluate(at_step: int, losses: dict) -> None:
+        nonlocal best
+        figures = validator(G)
+        row = {"step": at_step, "seconds": round(elapsed(), 1),
+               **{f"loss_{k}": round(float(v.detach()), 5) for k, v in losses.items()}, **figures}
+        _append_csv(log_csv, row)
+        score = selection_score(figures)
+        if "score" not in best or tuple(best["score"]) < score:
+            best = {"score": list(score), "step": at_step, "train_seconds": row["seconds"]}
+            save_generator(G, out, info=info_for(figures, at_step))
+        best["train_seconds"] = row["seconds"]
+        save_generator(G, run / "last.safetensors", info=info_for(figures, at_step))
+        if cfg.snapshots:
+            save_generator(G, snap_dir / f"step_{at_step:07d}.safetensors", info=info_for(figures, at_step))
+        bar.set_postfix({k: v for k, v in figures.items() if k.endswith(("exact", "psnr"))})
+
     G.train()
-    bar = tqdm(range(step + 1, cfg.steps + 1), desc=f"generator {cfg.phase}", unit="step", initial=step,
-               total=cfg.steps)
-    for step in bar:
-        b = sampler.batch(rng, cfg.batch)
-        sr = G(b.lr)
-        losses = {"l1": F.l1_loss(sr, b.hr)}
+    bar = tqdm(total=cfg.steps, desc=f"generator {cfg.phase}", unit="step", initial=step)
+    batches = _batches(cfg, sampler, rng, step, pin=device.type == "cuda")
+    last_eval = time.time()
+    losses: dict = {}
+    while step < cfg.steps and progress(step) < 1.0:
+        step += 1
+        for g in opts["opt_G"].param_groups:
+            g["lr"] = cosine_lr(cfg.lr, progress(step - 1))
+        if cfg.phase == "gan":
+            for g in opts["opt_D"].param_groups:
+                g["lr"] = cosine_lr(cfg.lr_d, progress(step - 1))
+        lr_t, hr_t, texts = next(batches)
+        lr_t, hr_t = lr_t.to(device, non_blocking=True), hr_t.to(device, non_blocking=True)
+        sr = G(lr_t)
+        losses = {"l1": F.l1_loss(sr, hr_t)}
         if cfg.phase == "gan":
             D = nets["D"]
             # generator step: D frozen
             for p in D.parameters():
                 p.requires_grad_(False)
-            real_logits = D(b.hr).detach()
+            real_logits = D(hr_t).detach()
             fake_logits = D(sr)
             losses["adv"] = relativistic_g_loss(real_logits, fake_logits)
             total = cfg.w_l1 * losses["l1"] + cfg.w_adv * losses["adv"]
             if text_loss is not None:
-                losses["feat"], losses["ctc"] = text_loss(sr, b.hr, b.texts)
+                losses["feat"], losses["ctc"] = text_loss(sr, hr_t, texts)
                 total = total + cfg.w_feat * losses["feat"] + cfg.w_ctc * losses["ctc"]
         else:
             total = losses["l1"]
         opts["opt_G"].zero_grad(set_to_none=True)
         total.backward()
         opts["opt_G"].step()
-        scheds["sched_G"].step()
         if cfg.phase == "gan":
             for p in D.parameters():
                 p.requires_grad_(True)
-            d_loss = relativistic_d_loss(D(b.hr), D(sr.detach()))
+            d_loss = relativistic_d_loss(D(hr_t), D(sr.detach()))
             opts["opt_D"].zero_grad(set_to_none=True)
             d_loss.backward()
             opts["opt_D"].step()
-            scheds["sched_D"].step()
             losses["d"] = d_loss
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            figures = validator(G)
-            row = {"step": step, "seconds": round(time.time() - t0 + prev_seconds, 1),
-                   **{f"loss_{k}": round(float(v.detach()), 5) for k, v in losses.items()}, **figures}
-            _append_csv(log_csv, row)
-            score = selection_score(figures)
-            if "score" not in best or tuple(best["score"]) < score:
-                best = {"score": list(score), "step": step, "train_seconds": row["seconds"]}
-                save_generator(G, out, info=info_for(figures, step))
-            best["train_seconds"] = row["seconds"]
-            save_generator(G, run / "last.safetensors", info=info_for(figures, step))
-            bar.set_postfix({k: v for k, v in figures.items() if k.endswith(("exact", "psnr"))})
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            best["train_seconds"] = round(time.time() - t0 + prev_seconds, 1)
-            save_checkpoint(ckpt, step, nets, opts, scheds, rng, best)
+        bar.update(1)
+        ending = step >= cfg.steps or progress(step) >= 1.0
+        if step % cfg.eval_every == 0 or ending or (cfg.eval_every_s and time.time() - last_eval >= cfg.eval_every_s):
+            evaluate(step, losses)
+            last_eval = time.time()
+        if step % cfg.ckpt_every == 0 or ending:
+            best["train_seconds"] = round(elapsed(), 1)
+            save_checkpoint(ckpt, step, nets, opts, {}, rng, best)
+    bar.close()
+    batches.close()  # stops the data-loader workers
+    if not out.exists():  # resumed after the last step: nothing evaluated in this call
+        evaluate(step, losses)
     _, info = load_generator(out)
     return info
+
+
+def select_snapshots(run_dir: Path, out: Path, ocr: bool = True) -> dict:
+    """Score every ``run_dir/snapshots/*.safetensors`` on the run's validation sets (rebuilt from
+    its ``config.json``, OCR on) and write the best by :func:`selection_score` to ``out``, its
+    metadata's ``val.model`` replaced by these figures. Returns {snapshot name: figures}."""
+    cfg = RunConfig.from_dict(json.loads((Path(run_dir) / "config.json").read_text()))
+    validator = Validator(build_val(cfg), ocr=ocr)
+    scores, best = {}, None
+    for snap in tqdm(sorted((Path(run_dir) / "snapshots").glob("*.safetensors")), desc="snapshots", unit="model"):
+        G, info = load_generator(snap)
+        figures = validator(G)
+        scores[snap.name] = figures
+        if best is None or selection_score(figures) > selection_score(scores[best[0].name]):
+            best = (snap, G, info)
+    if best is None:
+        raise FileNotFoundError(f"no snapshots in {run_dir}/snapshots")
+    snap, G, info = best
+    info["val"] = {**info["val"], "model": scores[snap.name], "bicubic": validator.bicubic,
+                   "selected_from": f"{len(scores)} snapshots by " + ("OCR character accuracy, then PSNR" if ocr else "PSNR")
+                   + " (train.generator --select)"}
+    save_generator(G, out, info=info)
+    return scores
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -375,6 +499,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config", type=Path, default=None, help="JSON file of RunConfig options (flags override it)")
     p.add_argument("--resume", action="store_true", help="continue from run_dir/checkpoint.pt")
     p.add_argument("--no-ocr", action="store_true", help="validate by PSNR only (no rapidocr)")
+    p.add_argument("--select", type=Path, default=None, metavar="RUN_DIR",
+                   help="score RUN_DIR's snapshots with the OCR and write the best to --out; no training")
     p.add_argument("--hr-ccpd", type=Path, action="append", default=None, help="CCPD folder as an HR source (repeatable)")
     for f in fields(RunConfig):
         if f.name in ("hr_ccpd", "weights"):
@@ -385,11 +511,17 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=None, metavar="BOOL")
         elif isinstance(default, int) or f.name == "split_seed":
             p.add_argument(flag, type=int, default=None)
-        elif isinstance(default, float):
+        elif isinstance(default, float) or f.name in ("minutes", "eval_every_s"):
             p.add_argument(flag, type=float, default=None)
         else:
             p.add_argument(flag, type=str, default=None)
     args = p.parse_args(argv)
+    if args.select is not None:
+        if not args.out:
+            p.error("--select needs --out")
+        scores = select_snapshots(args.select, Path(args.out), ocr=not args.no_ocr)
+        print(json.dumps(scores, indent=2))
+        return
     d = json.loads(args.config.read_text()) if args.config else {}
     for f in fields(RunConfig):
         v = getattr(args, f.name, None)

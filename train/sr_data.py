@@ -69,23 +69,36 @@ def _jitter_height(hr: np.ndarray, rng: np.random.Generator, lo: float = 0.9, hi
 
 
 class SyntheticPlates(HrSource):
-    """``n`` rendered plates (both styles, ``train.synth.degrade.make_sr_pair`` geometry) at height ``hr_height``."""
+    """``n`` rendered plates (both styles, ``train.synth.degrade.make_sr_pair`` geometry) at height ``hr_height``.
+
+    refresh: probability that a draw renders a new plate into the drawn slot first (about 13 ms
+    of one core each), so a long run sees far more than ``n`` plates without rendering them all
+    up front. Each data-loader worker then grows its own pool.
+    """
 
     name = "synthetic"
 
-    def __init__(self, n: int, seed: int, hr_height: int = HR_HEIGHT, min_width: int = 96) -> None:
+    def __init__(self, n: int, seed: int, hr_height: int = HR_HEIGHT, min_width: int = 96, refresh: float = 0.0) -> None:
         from tqdm import tqdm
 
+        rng = np.random.default_rng(seed)
+        self.hr_height, self.min_width, self.refresh = hr_height, min_width, refresh
+        items = [self._render(rng) for _ in tqdm(range(n), desc="synthetic HR", unit="plate", leave=False)]
+        super().__init__(items)
+
+    def _render(self, rng: np.random.Generator) -> HrSample:
         from train.synth.degrade import make_sr_pair
 
-        rng = np.random.default_rng(seed)
-        items = []
-        for _ in tqdm(range(n), desc="synthetic HR", unit="plate", leave=False):
-            _, hr, text = make_sr_pair(rng, scale=1, hr_height=hr_height, strength=0.0)
-            if hr.shape[1] < min_width:
-                hr = cv2.copyMakeBorder(hr, 0, 0, 0, min_width - hr.shape[1], cv2.BORDER_REPLICATE)
-            items.append(HrSample(hr, text))
-        super().__init__(items)
+        _, hr, text = make_sr_pair(rng, scale=1, hr_height=self.hr_height, strength=0.0)
+        if hr.shape[1] < self.min_width:
+            hr = cv2.copyMakeBorder(hr, 0, 0, 0, self.min_width - hr.shape[1], cv2.BORDER_REPLICATE)
+        return HrSample(hr, text)
+
+    def sample(self, rng: np.random.Generator) -> HrSample:
+        i = int(rng.integers(len(self.items)))
+        if self.refresh > 0 and rng.random() < self.refresh:
+            self.items[i] = self._render(rng)
+        return self.items[i]
 
 
 def split_names(names: Sequence[str], val_fraction: float, seed: int) -> tuple[set[str], set[str]]:

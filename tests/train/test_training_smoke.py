@@ -107,3 +107,39 @@ def test_detector_trains_one_tiny_epoch_offline(tmp_path):
     assert det.info["imgsz"] == 160 and det.info["epochs"] == 1
     assert isinstance(det.detect([torch.zeros(120, 160, 3, dtype=torch.uint8).numpy()])[0], list)
     assert json.loads(json.dumps(det.info["val_metrics"]))  # metrics recorded
+
+
+def test_cosine_lr_runs_from_base_to_floor():
+    from train.generator import cosine_lr
+
+    assert cosine_lr(1e-3, 0.0) == 1e-3
+    assert abs(cosine_lr(1e-3, 1.0) - 5e-5) < 1e-12 and cosine_lr(1e-3, 2.0) == cosine_lr(1e-3, 1.0)
+    assert cosine_lr(1e-3, 0.25) > cosine_lr(1e-3, 0.75)
+
+
+def test_time_budget_snapshots_and_ocr_free_selection(tmp_path):
+    """--minutes ends the run long before --steps; each evaluation leaves a snapshot; --select
+    re-scores them (PSNR here, the OCR where rapidocr is) and writes the best."""
+    import csv
+
+    from train.generator import main, train
+
+    cfg = _tiny_run(tmp_path, "l1", steps=100_000, minutes=0.04, eval_every=100_000, eval_every_s=0.5,
+                    ckpt_every=100_000, snapshots=True)
+    train(cfg, ocr=False)
+    run = tmp_path / "run_l1"
+    with open(run / "log.csv") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    assert 2 <= len(steps) and steps[-1] < 100_000
+    snaps = sorted((run / "snapshots").glob("*.safetensors"))
+    assert [int(p.stem.split("_")[1]) for p in snaps] == steps
+    main(["--select", str(run), "--out", str(tmp_path / "picked.safetensors"), "--no-ocr"])
+    _, info = load_generator(tmp_path / "picked.safetensors")
+    assert info["val"]["selected_from"].startswith(f"{len(snaps)} snapshots")
+
+
+def test_data_loader_workers_feed_the_same_training_loop(tmp_path):
+    from train.generator import train
+
+    info = train(_tiny_run(tmp_path, "l1", workers=1, synthetic_refresh=0.5), ocr=False)
+    assert info["steps"] == 2 and info["trained_on"]["synthetic"]["refresh"] == 0.5
