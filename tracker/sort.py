@@ -41,7 +41,7 @@ import numpy as np
 
 from tracker.appearance import appearance_distance_matrix
 from tracker.association import INFEASIBLE, association_cost, linear_assignment
-from tracker.kalman import KalmanNoise, PlateKalman, box_to_z, position_innovation_covs
+from tracker.kalman import KalmanNoise, PlateKalman, box_to_z, position_innovation_covs, predict_many, update_many
 from tracker.types import Detection, Track, TrackState
 
 
@@ -144,7 +144,12 @@ class _PlateTrack:
         self.weak_born = weak_born  # born from a weak detection: needs weak_min_hits to be confirmed
 
     def match(self, det: Detection, t_s: float, partial: tuple[float, float, float] | None = None) -> None:
+        """Correct the filter with ``det`` and count the match (:meth:`matched`)."""
         self.kf.update(det.box, partial)
+        self.matched(det, t_s)
+
+    def matched(self, det: Detection, t_s: float) -> None:
+        """Lifecycle bookkeeping of a match whose filter update is done (batched by the tracker)."""
         self.hits += 1
         self.last_match_s = t_s
         self.score = float(det.score)
@@ -215,8 +220,8 @@ class PlateTracker:
         """
         dt = 0.0 if self._last_t is None else timestamp_s - self._last_t
         self._last_t = timestamp_s
+        predict_many([tr.kf for tr in self._tracks], dt)
         for tr in self._tracks:
-            tr.kf.predict(dt)
             tr.detected = False
         if detections is not None:
             self._associate(list(detections), timestamp_s)
@@ -246,9 +251,9 @@ class PlateTracker:
             self._appearance_cost(cost, tracks, dets)
         matches, u_tracks, u_dets = linear_assignment(cost)
         pairs = matches.tolist()
-        partial = self._partial(True)
+        update_many([tracks[ti].kf for ti, _ in pairs], [dets[di].box for _, di in pairs], self._partial(True))
         for ti, di in pairs:
-            tracks[ti].match(dets[di], t_s, partial)
+            tracks[ti].matched(dets[di], t_s)
         if use_app:
             self._update_appearance([(tracks[ti], dets[di]) for ti, di in pairs])
         return [tracks[i] for i in u_tracks], [dets[i] for i in u_dets]

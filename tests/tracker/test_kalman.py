@@ -119,3 +119,34 @@ def test_update_with_a_partial_view_keeps_size_and_centre() -> None:
     kf.update(np.array([150.0, 285.0, 200.0, 315.0], np.float32), partial=(0.8, 0.3, 0.5))
     np.testing.assert_allclose(kf.box, [100.0, 285.0, 200.0, 315.0], atol=1.0)
     assert abs(kf.kf.x[6]) < 1e-9  # width rate held at zero while the width is unobserved
+
+
+def test_batched_predict_and_update_match_filterpy_one_filter_at_a_time() -> None:
+    """predict_many / update_many over several filters give what filterpy's own KalmanFilter
+    gives, filter by filter, with the same F, Q, H and R."""
+    from filterpy.kalman import KalmanFilter
+
+    from tracker.kalman import KalmanNoise, _transition, predict_many, update_many
+
+    rng = np.random.default_rng(5)
+    boxes = [np.array([x, y, x + w, y + w / 4]) for x, y, w in rng.uniform([0, 0, 20], [900, 500, 150], (6, 3))]
+    ours = [PlateKalman(b) for b in boxes]
+    refs = []
+    for f in ours:
+        ref = KalmanFilter(dim_x=8, dim_z=4)
+        ref.x, ref.P, ref.H = f.kf.x.copy(), f.kf.P.copy(), np.eye(4, 8)
+        refs.append(ref)
+    for step in range(5):
+        dt = 1 / 30 if step % 2 else 0.1
+        Qs = [f._process_cov(round(dt, 6)) for f in ours]
+        predict_many(ours, dt)
+        for ref, Q in zip(refs, Qs):
+            ref.predict(F=_transition(round(dt, 6), KalmanNoise().size_vel_tau_s), Q=Q)
+        meas = [b + rng.normal(0, 2, 4) + 5 * step for b in boxes]
+        Rs = [f._meas_cov(f.kf.x) for f in ours]
+        update_many(ours, meas)
+        for ref, m, R in zip(refs, meas, Rs):
+            ref.update(box_to_z(m), R=R)
+        for f, ref in zip(ours, refs):
+            np.testing.assert_allclose(f.kf.x, ref.x, rtol=1e-9, atol=1e-7)
+            np.testing.assert_allclose(f.kf.P, ref.P, rtol=1e-9, atol=1e-7)
