@@ -246,35 +246,23 @@ class PlateKalman:
         """
         update_many([self], [box], partial)
 
-    def _measurement(self, box: np.ndarray, partial: tuple[float, float, float] | None
-                     ) -> tuple[list[float], list[float], list[int]]:
-        """(z, r, frozen): the measurement cx cy w h (px), its variances (px^2) and the state
-        indices of rates to zero, after the partial-view reading (see :meth:`update`)."""
-        x1, y1, x2, y2 = np.asarray(box)[:4].tolist()
-        z = [(x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1]
-        kf = self.kf
-        vx, vy = self._meas_var(kf.x)
-        r = [vx, vy, vx, vy]
-        frozen: list[int] = []
-        if partial is not None:
-            ratio, min_visible, max_s = partial
-            cx, cy, w, h = kf.x[:4].tolist()
-            for axis, lo, hi, c_t, size_t in ((0, x1, x2, cx, w),):  # x only (see above)
-                if not min_visible * size_t <= hi - lo < ratio * size_t and self._partial_run[axis] is None:
-                    continue  # not narrower: a full view (the common case, kept cheap)
-                c, part = _partial_view_1(
-                    c_t - size_t / 2.0, c_t + size_t / 2.0, lo, hi, ratio, min_visible,
-                    math.sqrt(kf.P[axis, axis] + r[axis]),
-                )
-                run = self._partial_run[axis]
-                if part and (run is None or run <= max_s):
-                    self._partial_run[axis] = 0.0 if run is None else run
-                    z[axis], z[axis + 2] = c, size_t
-                    r[axis + 2] = 1e6 * max(size_t, 1.0) ** 2
-                    frozen.append(axis + 6)
-                else:
-                    self._partial_run[axis] = None
-        return z, r, frozen
+    def _partial_x(self, z: np.ndarray, r: np.ndarray, partial: tuple[float, float, float]) -> bool:
+        """Read the measurement ``z`` (cx cy w h, px; ``r`` its variances) as a possible partial
+        view along x (see :meth:`update`), in place; True when it is one (the width rate is then
+        to be zeroed)."""
+        ratio, min_visible, max_s = partial
+        cx, w = float(self.kf.x[0]), float(self.kf.x[2])
+        lo, hi = float(z[0] - z[2] / 2.0), float(z[0] + z[2] / 2.0)
+        c, part = _partial_view_1(cx - w / 2.0, cx + w / 2.0, lo, hi, ratio, min_visible,
+                                  math.sqrt(self.kf.P[0, 0] + r[0]))
+        run = self._partial_run[0]
+        if part and (run is None or run <= max_s):
+            self._partial_run[0] = 0.0 if run is None else run
+            z[0], z[2] = c, w
+            r[2] = 1e6 * max(w, 1.0) ** 2
+            return True
+        self._partial_run[0] = None
+        return False
 
     # -- read-out -------------------------------------------------------------------------------
     @property
@@ -302,6 +290,12 @@ class PlateKalman:
         return self.kf.P[:2, :2] + np.diag([vx, vy])
 
 
+def _boxes(X: np.ndarray) -> np.ndarray:
+    """(N, >=4) states cx cy w h ... -> (N, 4) float32 x1 y1 x2 y2 (:func:`z_to_box` for many)."""
+    half = X[:, 2:4] / 2.0
+    return np.concatenate([X[:, :2] - half, X[:, :2] + half], axis=1).astype(np.float32)
+
+
 def predict_many(filters: Sequence[PlateKalman], dt_s: float) -> None:
     """Advance every filter by ``dt_s`` seconds (> 0; a no-op for ``dt_s <= 0``), in one batch.
 
@@ -326,14 +320,14 @@ def predict_many(filters: Sequence[PlateKalman], dt_s: float) -> None:
     X = X @ F.T
     np.maximum(X[:, 2:4], 1.0, out=X[:, 2:4])  # a shrinking plate must not reach zero size while coasting
     P = F @ P @ F.T + Q
-    for f, x, p in zip(filters, X, P):
+    for f, x, p, box in zip(filters, X, P, _boxes(X)):
         run = f._partial_run
         if run[0] is not None or run[1] is not None:
             f._partial_run = [None if a is None else a + dt_s for a in run]
         kf = f.kf
         kf.x, kf.P = x, p
         kf.x_prior, kf.P_prior = x, p  # filterpy's bookkeeping after a predict (shared, not copied)
-        f._box = z_to_box(x)
+        f._box = box
 
 
 def update_many(filters: Sequence[PlateKalman], boxes: Sequence[np.ndarray],
@@ -346,22 +340,33 @@ def update_many(filters: Sequence[PlateKalman], boxes: Sequence[np.ndarray],
     """
     if not filters:
         return
-    meas = [f._measurement(b, partial) for f, b in zip(filters, boxes)]
-    Z = np.array([m[0] for m in meas])  # (N, 4)
-    R = np.array([m[1] for m in meas])  # (N, 4)
+    B = np.array([np.asarray(b, dtype=np.float64)[:4] for b in boxes])  # (N, 4) x1 y1 x2 y2
+    Z = np.concatenate([(B[:, :2] + B[:, 2:]) / 2.0, B[:, 2:] - B[:, :2]], axis=1)  # (N, 4) cx cy w h
     X = np.stack([f.kf.x for f in filters])  # (N, 8)
     P = np.stack([f.kf.P for f in filters])  # (N, 8, 8)
+    noise = filters[0].noise
+    var = np.maximum(noise.meas_std * X[:, 2:4], noise.meas_std_min_px) ** 2  # (N, 2): x and w, y and h
+    R = np.concatenate([var, var], axis=1)  # (N, 4)
+    frozen = np.zeros(len(filters), bool)
+    if partial is not None:
+        # Only a box narrower than its prediction, or a filter inside a run of partial views,
+        # can be one (the common full view skips the per-filter reading).
+        ratio, min_visible, _ = partial
+        w = X[:, 2]
+        maybe = (Z[:, 2] >= min_visible * w) & (Z[:, 2] < ratio * w)
+        for i, f in enumerate(filters):
+            if maybe[i] or f._partial_run[0] is not None:
+                frozen[i] = f._partial_x(Z[i], R[i], partial)
     S = P[:, :4, :4] + R[:, :, None] * np.eye(4)
     K = np.linalg.solve(S, P[:, :4, :]).transpose(0, 2, 1)  # P H^T S^-1 (S and P symmetric): (N, 8, 4)
     X = X + (K @ (Z - X[:, :4])[:, :, None])[:, :, 0]
     I_KH = np.broadcast_to(np.eye(8), P.shape).copy()
     I_KH[:, :, :4] -= K
     P = I_KH @ P @ I_KH.transpose(0, 2, 1) + (K * R[:, None, :]) @ K.transpose(0, 2, 1)
-    for f, x, p, (_, _, frozen) in zip(filters, X, P, meas):
-        if frozen:
-            x[frozen] = 0.0  # size unobserved: hold it rather than extrapolate its rate
+    X[frozen, 6] = 0.0  # width unobserved: hold it rather than extrapolate its rate (a rate: not in the box)
+    for f, x, p, box in zip(filters, X, P, _boxes(X)):
         f.kf.x, f.kf.P = x, p
-        f._box = z_to_box(x)
+        f._box = box
 
 
 def position_innovation_covs(filters: Sequence[PlateKalman]) -> np.ndarray:
