@@ -213,18 +213,6 @@ class PlateKalman:
         vx, vy = self._meas_var(z)
         return np.diag([vx, vy, vx, vy])
 
-    def _process_cov(self, dt_s: float) -> np.ndarray:
-        w, h = self.kf.x[2:4].tolist()
-        n = self.noise
-        # Motion is isotropic (a plate may move any way): both centre components get the same
-        # noise, scaled by the width (the plate's size), not by its few-pixel height.
-        qm = (n.accel_std * w) ** 2
-        qw, qh = (n.size_accel_std * w) ** 2, (n.size_accel_std * h) ** 2
-        q = np.array([qm, qm, qw, qh, qm, qm, qw, qh])
-        # Row i of kron(base, I4) only couples components with the same i % 4, so scaling rows
-        # by that component's spectral density gives kron(base, diag(q)).
-        return _q_unit(dt_s, n.size_vel_tau_s) * q[:, None]
-
     # -- filter steps --------------------------------------------------------------------------
     def predict(self, dt_s: float) -> None:
         """Advance the state by ``dt_s`` seconds (> 0); a no-op for ``dt_s <= 0``
@@ -290,6 +278,21 @@ class PlateKalman:
         return self.kf.P[:2, :2] + np.diag([vx, vy])
 
 
+def _process_covs(X: np.ndarray, noise: KalmanNoise, dt_s: float) -> np.ndarray:
+    """(N, 8, 8) process covariances for states X (N, 8) over ``dt_s`` seconds, pixels^2.
+
+    Motion is isotropic (a plate may move any way): both centre components get the same noise,
+    scaled by the width (the plate's size), not by its few-pixel height; the size components by
+    their own dimension. Row i of kron(base, I4) only couples components with the same i % 4, so
+    scaling rows by that component's spectral density gives kron(base, diag(q)).
+    """
+    w, h = X[:, 2], X[:, 3]
+    qm = (noise.accel_std * w) ** 2
+    qw, qh = (noise.size_accel_std * w) ** 2, (noise.size_accel_std * h) ** 2
+    q = np.stack([qm, qm, qw, qh, qm, qm, qw, qh], axis=1)  # (N, 8)
+    return _q_unit(dt_s, noise.size_vel_tau_s)[None] * q[:, :, None]
+
+
 def _boxes(X: np.ndarray) -> np.ndarray:
     """(N, >=4) states cx cy w h ... -> (N, 4) float32 x1 y1 x2 y2 (:func:`z_to_box` for many)."""
     half = X[:, 2:4] / 2.0
@@ -311,12 +314,7 @@ def predict_many(filters: Sequence[PlateKalman], dt_s: float) -> None:
     F = _transition(dt_s, noise.size_vel_tau_s)
     X = np.stack([f.kf.x for f in filters])  # (N, 8)
     P = np.stack([f.kf.P for f in filters])  # (N, 8, 8)
-    # Row-scaled unit Q per filter (see PlateKalman._process_cov): centre by width, size by w / h.
-    wh = X[:, 2:4]
-    qm = (noise.accel_std * wh[:, 0]) ** 2
-    qw, qh = (noise.size_accel_std * wh[:, 0]) ** 2, (noise.size_accel_std * wh[:, 1]) ** 2
-    q = np.stack([qm, qm, qw, qh, qm, qm, qw, qh], axis=1)  # (N, 8)
-    Q = _q_unit(dt_s, noise.size_vel_tau_s)[None] * q[:, :, None]
+    Q = _process_covs(X, noise, dt_s)
     X = X @ F.T
     np.maximum(X[:, 2:4], 1.0, out=X[:, 2:4])  # a shrinking plate must not reach zero size while coasting
     P = F @ P @ F.T + Q
@@ -340,7 +338,7 @@ def update_many(filters: Sequence[PlateKalman], boxes: Sequence[np.ndarray],
     """
     if not filters:
         return
-    B = np.array([np.asarray(b, dtype=np.float64)[:4] for b in boxes])  # (N, 4) x1 y1 x2 y2
+    B = np.array(boxes, dtype=np.float64)[:, :4]  # (N, 4) x1 y1 x2 y2
     Z = np.concatenate([(B[:, :2] + B[:, 2:]) / 2.0, B[:, 2:] - B[:, :2]], axis=1)  # (N, 4) cx cy w h
     X = np.stack([f.kf.x for f in filters])  # (N, 8)
     P = np.stack([f.kf.P for f in filters])  # (N, 8, 8)

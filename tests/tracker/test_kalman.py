@@ -126,7 +126,7 @@ def test_batched_predict_and_update_match_filterpy_one_filter_at_a_time() -> Non
     gives, filter by filter, with the same F, Q, H and R."""
     from filterpy.kalman import KalmanFilter
 
-    from tracker.kalman import KalmanNoise, _transition, predict_many, update_many
+    from tracker.kalman import KalmanNoise, _process_covs, _transition, predict_many, update_many
 
     rng = np.random.default_rng(5)
     boxes = [np.array([x, y, x + w, y + w / 4]) for x, y, w in rng.uniform([0, 0, 20], [900, 500, 150], (6, 3))]
@@ -138,7 +138,7 @@ def test_batched_predict_and_update_match_filterpy_one_filter_at_a_time() -> Non
         refs.append(ref)
     for step in range(5):
         dt = 1 / 30 if step % 2 else 0.1
-        Qs = [f._process_cov(round(dt, 6)) for f in ours]
+        Qs = _process_covs(np.stack([f.kf.x for f in ours]), KalmanNoise(), round(dt, 6))
         predict_many(ours, dt)
         for ref, Q in zip(refs, Qs):
             ref.predict(F=_transition(round(dt, 6), KalmanNoise().size_vel_tau_s), Q=Q)
