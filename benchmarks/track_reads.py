@@ -62,7 +62,8 @@ def render_segment(photo: np.ndarray, box: tuple[int, int, int, int], rng: np.ra
 
 
 def clip_segments(data: Path, limit: int | None = None) -> list[dict]:
-    """The segment records :func:`write_clip` returns, without rendering (for reusing a clip)."""
+    """One record per usable ``eu`` photo (one plate, readable image), in clip order: photo, text
+    and the segment's first / last frame in the clip that :func:`write_clip` renders."""
     import cv2
 
     from benchmarks.plate_sets import parse_annotation
@@ -88,29 +89,23 @@ def write_clip(data: Path, out: Path, limit: int | None = None, seed: int = 0) -
     from benchmarks.plate_sets import parse_annotation
 
     rng = np.random.default_rng(seed)
-    n = int(round(FPS * SECONDS))
-    segments = []
+    segments = clip_segments(data, limit)
     out.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(out), "w") as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
         stream.options = {"crf": "30", "preset": "medium"}
-        frame_index = 0
-        for txt in sorted((data / "openalpr" / "eu").glob("*.txt"))[:limit]:
-            boxes, _ = parse_annotation(txt.read_text(errors="replace"))
+        for seg in segments:
+            txt = data / "openalpr" / "eu" / f"{seg['photo']}.txt"
+            b = parse_annotation(txt.read_text(errors="replace"))[0][0]
             photo = cv2.imread(str(txt.with_suffix(".jpg")))
-            if photo is None or len(boxes) != 1:
-                continue
-            b = boxes[0]
-            frames = render_segment(photo, (b.x, b.y, b.width, b.height), rng, n)
-            segments.append({"photo": txt.stem, "text": b.text, "first_frame": frame_index,
-                             "last_frame": frame_index + len(frames) - 1})
+            frames = render_segment(photo, (b.x, b.y, b.width, b.height), rng,
+                                    seg["last_frame"] - seg["first_frame"] + 1)
             gap = [np.full_like(frames[0], 96)] * int(round(FPS * GAP_SECONDS))
             for f in frames + gap:
                 vf = av.VideoFrame.from_ndarray(f, format="bgr24")
                 for packet in stream.encode(vf):
                     container.mux(packet)
-                frame_index += 1
         for packet in stream.encode():
             container.mux(packet)
     return segments
@@ -121,28 +116,20 @@ def run_cli(clip: Path, out_dir: Path, extra: list[str]) -> dict:
     return json.loads((out_dir / "report.json").read_text())
 
 
-def per_read(segments: list[dict], tracks_jsonl: Path) -> dict:
-    """Every OCR read of each segment's track (the track with the most frames in the segment, from
-    ``tracks.jsonl``), scored one by one: {"reads", "exact"}."""
+def per_read(segments: list[dict], report: dict, tracks_jsonl: Path) -> dict:
+    """Every OCR read (``tracks.jsonl``) of each segment's track (:func:`assign`), scored one by
+    one: {"reads", "exact"}."""
     from benchmarks.ocr import exact_match
 
-    frames: dict[int, list[int]] = {}
     reads: dict[int, list[str]] = {}
     with open(tracks_jsonl) as f:
         for line in f:
             r = json.loads(line)
-            frames.setdefault(r["track_id"], []).append(r["frame"])
             if "read" in r:
                 reads.setdefault(r["track_id"], []).append(r["read"])
-    spans = {tid: (min(fr), max(fr)) for tid, fr in frames.items()}
     n = ok = 0
-    for seg in segments:
-        best, overlap = None, 0
-        for tid, (a, b) in spans.items():
-            o = min(b, seg["last_frame"]) - max(a, seg["first_frame"]) + 1
-            if o > overlap:
-                best, overlap = tid, o
-        for text in reads.get(best, []) if best is not None else []:
+    for seg, track in zip(segments, assign(segments, report)):
+        for text in reads.get(track["track_id"], []) if track is not None else []:
             n += 1
             ok += exact_match(text, seg["text"])
     return {"reads": n, "exact": ok}
@@ -220,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
                       "tracked": sum(r[name] is not None for r in rows),
                       "read": sum(bool(r[name] and r[name]["read"]) for r in rows),
                       "exact": sum(bool(r[name] and r[name]["exact"]) for r in rows),
-                      **{f"{k}_per_read": v for k, v in per_read(segments, work / name.split()[0] / "tracks.jsonl").items()},
+                      **{f"{k}_per_read": v for k, v in per_read(segments, reports[name], work / name.split()[0] / "tracks.jsonl").items()},
                       "fusion": reports[name].get("fusion", {})} for name in runs}
     summary["fused (--fuse 5)"]["fusion_weights"] = str(args.fusion_weights or "sr_model/weights/fusion_x4.safetensors")
     (args.out / "track_reads.json").write_text(json.dumps({"summary": summary, "plates": rows}, indent=2,

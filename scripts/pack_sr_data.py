@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.plate_sets import MARGIN_H, parse_annotation  # noqa: E402
@@ -63,4 +62,3 @@ def pack(data: Path, out: Path) -> tuple[int, int]:
 if __name__ == "__main__":
     n, size = pack(Path(sys.argv[1]), Path(sys.argv[2]))
     print(f"{n} photos, {size / 1e6:.1f} MB")
-    _ = np  # numpy is OpenCV's array type here

@@ -196,21 +196,15 @@ class PlateKalman:
         kf.P = np.diag(np.concatenate([np.diag(kf.R), vel_std**2]))
         self.kf = kf
         self._box = z_to_box(kf.x)  # cached: read several times per frame
-        # Per axis (x, y; only x is used so far): seconds since the first of the current run of
-        # partial-view updates, None when the last update was a full view (see :meth:`update`).
-        self._partial_run: list[float | None] = [None, None]
+        # Seconds since the first of the current run of partial-view updates along x, None when
+        # the last update was a full view (see :meth:`update`).
+        self._partial_run_s: float | None = None
 
-    # -- noise (plain floats: these run for every track on every frame) -----------------------
-    def _meas_var(self, z: np.ndarray) -> tuple[float, float]:
-        """Measurement variances (x and w, y and h) for a box of size z[2:4], pixels^2."""
-        w, h = z[2:4].tolist()
-        k, floor = self.noise.meas_std, self.noise.meas_std_min_px
-        return max(k * w, floor) ** 2, max(k * h, floor) ** 2
-
+    # -- noise --------------------------------------------------------------------------------
     def _meas_cov(self, z: np.ndarray) -> np.ndarray:
         """(4, 4) R for a box of size z[2:4]; the tracker passes the predicted size, so one
         oversized detection does not also loosen its own noise."""
-        vx, vy = self._meas_var(z)
+        vx, vy = _meas_vars(z[2:4], self.noise)
         return np.diag([vx, vy, vx, vy])
 
     # -- filter steps --------------------------------------------------------------------------
@@ -243,13 +237,13 @@ class PlateKalman:
         lo, hi = float(z[0] - z[2] / 2.0), float(z[0] + z[2] / 2.0)
         c, part = _partial_view_1(cx - w / 2.0, cx + w / 2.0, lo, hi, ratio, min_visible,
                                   math.sqrt(self.kf.P[0, 0] + r[0]))
-        run = self._partial_run[0]
+        run = self._partial_run_s
         if part and (run is None or run <= max_s):
-            self._partial_run[0] = 0.0 if run is None else run
+            self._partial_run_s = 0.0 if run is None else run
             z[0], z[2] = c, w
             r[2] = 1e6 * max(w, 1.0) ** 2
             return True
-        self._partial_run[0] = None
+        self._partial_run_s = None
         return False
 
     # -- read-out -------------------------------------------------------------------------------
@@ -274,8 +268,13 @@ class PlateKalman:
         ``S = H P H^T + R`` restricted to the centre; a detection centre ``c`` is within the gate
         when ``(c - centre)^T S^-1 (c - centre)`` is below a chi-square(2) quantile.
         """
-        vx, vy = self._meas_var(self.kf.x)
-        return self.kf.P[:2, :2] + np.diag([vx, vy])
+        return self.kf.P[:2, :2] + np.diag(_meas_vars(self.kf.x[2:4], self.noise))
+
+
+def _meas_vars(wh: np.ndarray, noise: KalmanNoise) -> np.ndarray:
+    """Measurement variances (x and w, y and h), pixels^2, for box sizes ``wh`` (..., 2) px:
+    the detector's jitter grows with the plate, down to a pixel floor."""
+    return np.maximum(noise.meas_std * np.asarray(wh, np.float64), noise.meas_std_min_px) ** 2
 
 
 def _process_covs(X: np.ndarray, noise: KalmanNoise, dt_s: float) -> np.ndarray:
@@ -319,9 +318,8 @@ def predict_many(filters: Sequence[PlateKalman], dt_s: float) -> None:
     np.maximum(X[:, 2:4], 1.0, out=X[:, 2:4])  # a shrinking plate must not reach zero size while coasting
     P = F @ P @ F.T + Q
     for f, x, p, box in zip(filters, X, P, _boxes(X)):
-        run = f._partial_run
-        if run[0] is not None or run[1] is not None:
-            f._partial_run = [None if a is None else a + dt_s for a in run]
+        if f._partial_run_s is not None:
+            f._partial_run_s += dt_s
         kf = f.kf
         kf.x, kf.P = x, p
         kf.x_prior, kf.P_prior = x, p  # filterpy's bookkeeping after a predict (shared, not copied)
@@ -343,7 +341,7 @@ def update_many(filters: Sequence[PlateKalman], boxes: Sequence[np.ndarray],
     X = np.stack([f.kf.x for f in filters])  # (N, 8)
     P = np.stack([f.kf.P for f in filters])  # (N, 8, 8)
     noise = filters[0].noise
-    var = np.maximum(noise.meas_std * X[:, 2:4], noise.meas_std_min_px) ** 2  # (N, 2): x and w, y and h
+    var = _meas_vars(X[:, 2:4], noise)  # (N, 2): x and w, y and h
     R = np.concatenate([var, var], axis=1)  # (N, 4)
     frozen = np.zeros(len(filters), bool)
     if partial is not None:
@@ -353,7 +351,7 @@ def update_many(filters: Sequence[PlateKalman], boxes: Sequence[np.ndarray],
         w = X[:, 2]
         maybe = (Z[:, 2] >= min_visible * w) & (Z[:, 2] < ratio * w)
         for i, f in enumerate(filters):
-            if maybe[i] or f._partial_run[0] is not None:
+            if maybe[i] or f._partial_run_s is not None:
                 frozen[i] = f._partial_x(Z[i], R[i], partial)
     S = P[:, :4, :4] + R[:, :, None] * np.eye(4)
     K = np.linalg.solve(S, P[:, :4, :]).transpose(0, 2, 1)  # P H^T S^-1 (S and P symmetric): (N, 8, 4)
@@ -377,8 +375,7 @@ def position_innovation_covs(filters: Sequence[PlateKalman]) -> np.ndarray:
         return np.zeros((0, 2, 2))
     noise = filters[0].noise
     S = np.stack([f.kf.P[:2, :2] for f in filters])
-    wh = np.stack([f.kf.x[2:4] for f in filters])
-    var = np.maximum(noise.meas_std * wh, noise.meas_std_min_px) ** 2  # (T, 2): x, y
+    var = _meas_vars(np.stack([f.kf.x[2:4] for f in filters]), noise)  # (T, 2): x, y
     S[:, 0, 0] += var[:, 0]
     S[:, 1, 1] += var[:, 1]
     return S

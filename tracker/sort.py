@@ -143,11 +143,6 @@ class _PlateTrack:
         self.appearance = None if det.appearance is None else np.asarray(det.appearance, np.float32)
         self.weak_born = weak_born  # born from a weak detection: needs weak_min_hits to be confirmed
 
-    def match(self, det: Detection, t_s: float, partial: tuple[float, float, float] | None = None) -> None:
-        """Correct the filter with ``det`` and count the match (:meth:`matched`)."""
-        self.kf.update(det.box, partial)
-        self.matched(det, t_s)
-
     def matched(self, det: Detection, t_s: float) -> None:
         """Lifecycle bookkeeping of a match whose filter update is done (batched by the tracker)."""
         self.hits += 1

@@ -117,21 +117,24 @@ def make_sequence(rng: np.random.Generator, hr: np.ndarray, others: list[np.ndar
     "hr": the HR crop, "ecc": (K,) float}.
     """
     s = cfg.scale
+
+    def wrong_plate() -> np.ndarray | None:
+        """With probability p_wrong, another plate at this plate's size (a tracker mix-up)."""
+        if others and rng.random() < cfg.p_wrong:
+            o = others[int(rng.integers(len(others)))]
+            return cv2.resize(o, (hr.shape[1], hr.shape[0]), interpolation=cv2.INTER_AREA)
+        return None
+
     if cfg.p_video > 0 and rng.random() < cfg.p_video:
-        wrong = {}
-        for f in range(cfg.k - 1):
-            if others and rng.random() < cfg.p_wrong:
-                o = others[int(rng.integers(len(others)))]
-                wrong[f] = cv2.resize(o, (hr.shape[1], hr.shape[0]), interpolation=cv2.INTER_AREA)
+        wrong = {f: w for f in range(cfg.k - 1) if (w := wrong_plate()) is not None}
         frames, hr = video_sequence(hr, cfg.k, s, rng, VideoDegradation(**cfg.video), wrong)
     else:
         frames = []
         for f in range(cfg.k):
             src = hr
             if f < cfg.k - 1:
-                if others and rng.random() < cfg.p_wrong:
-                    o = others[int(rng.integers(len(others)))]
-                    src = cv2.resize(o, (hr.shape[1], hr.shape[0]), interpolation=cv2.INTER_AREA)
+                w = wrong_plate()
+                src = hr if w is None else w
                 dx, dy = rng.uniform(-cfg.max_shift, cfg.max_shift, 2)
                 src = shift_hr(src, float(dx), float(dy))
             frames.append(degrade(src, s, rng, strength=float(rng.uniform(*cfg.strength))))

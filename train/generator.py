@@ -281,15 +281,19 @@ def cosine_lr(base: float, progress: float, floor: float = 0.05) -> float:
 
 
 class _PairBatches(torch.utils.data.IterableDataset):
-    """Endless training batches from a :class:`PairSampler`, one RNG stream per data-loader worker
-    (seeded by run seed, start step and worker id); yields (lr, hr, texts) as in :class:`Batch`."""
+    """Endless training batches from a :class:`PairSampler`; yields (lr, hr, texts) as in
+    :class:`Batch`. Drawn from ``rng`` when given (in the training process: resumable exactly),
+    else from one RNG stream per data-loader worker (seeded by run seed, start step and worker id)."""
 
-    def __init__(self, sampler: PairSampler, batch: int, seed: int, start_step: int) -> None:
-        self.sampler, self.batch, self.seed, self.start_step = sampler, batch, seed, start_step
+    def __init__(self, sampler: PairSampler, batch: int, seed: int, start_step: int,
+                 rng: np.random.Generator | None = None) -> None:
+        self.sampler, self.batch, self.seed, self.start_step, self.rng = sampler, batch, seed, start_step, rng
 
     def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        rng = np.random.default_rng([self.seed, self.start_step, info.id if info else 0])
+        rng = self.rng
+        if rng is None:
+            info = torch.utils.data.get_worker_info()
+            rng = np.random.default_rng([self.seed, self.start_step, info.id if info else 0])
         while True:
             b = self.sampler.batch(rng, self.batch)
             yield b.lr, b.hr, b.texts
@@ -303,9 +307,8 @@ def _worker_init(_: int) -> None:
 def _batches(cfg: RunConfig, sampler: PairSampler, rng: np.random.Generator, start_step: int, pin: bool):
     """Training batches: in this process from ``rng`` (resumable exactly) or from ``cfg.workers`` processes."""
     if cfg.workers <= 0:
-        while True:
-            b = sampler.batch(rng, cfg.batch)
-            yield b.lr, b.hr, b.texts
+        yield from _PairBatches(sampler, cfg.batch, cfg.seed, start_step, rng)
+        return
     loader = torch.utils.data.DataLoader(_PairBatches(sampler, cfg.batch, cfg.seed, start_step), batch_size=None,
                                          num_workers=cfg.workers, worker_init_fn=_worker_init, pin_memory=pin,
                                          prefetch_factor=4, persistent_workers=False,

@@ -34,4 +34,7 @@ def test_per_read_scores_every_read_of_each_segments_track(tmp_path):
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     segments = [{"first_frame": 0, "last_frame": 44, "text": "AB123"},
                 {"first_frame": 45, "last_frame": 89, "text": "XY9"}]
-    assert per_read(segments, path) == {"reads": 4, "exact": 3}
+    report = {"tracks": [{"track_id": 1, "first_frame": 0, "last_frame": 4},
+                         {"track_id": 2, "first_frame": 5, "last_frame": 5},
+                         {"track_id": 3, "first_frame": 50, "last_frame": 60}]}
+    assert per_read(segments, report, path) == {"reads": 4, "exact": 3}
