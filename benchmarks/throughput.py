@@ -58,6 +58,47 @@ def time_decode(path: Path) -> float:
     return n / (time.perf_counter() - t)
 
 
+# x264 settings of the annotated video compared in the encoder table: (preset, x264_params);
+# x264_params None is the sink's default for the preset (stream.sink.PRESET_TWEAKS).
+ENCODER_SETTINGS: tuple[tuple[str, str | None], ...] = (
+    ("veryfast", ""), ("veryfast", None), ("superfast", ""), ("ultrafast", ""),
+)
+
+
+def encoder_table(path: Path, settings=ENCODER_SETTINGS, max_frames: int = 150) -> list[dict]:
+    """The annotated video's encoder alone (``stream.sink.VideoSink``, background thread off) on
+    the decoded frames of ``path``: fps, CPU core-ms per frame (this process, all threads), file
+    size and luma PSNR of the re-encoded video against the decoded input."""
+    import cv2
+
+    from stream.sink import PRESET_TWEAKS, VideoSink
+    from stream.source import VideoSource, frames_only, read_frames
+
+    with VideoSource(path, with_audio=False) as src:
+        info = src.info
+        frames = [f.image for _, f in zip(range(max_frames), frames_only(src))]
+    luma = [cv2.cvtColor(f, cv2.COLOR_BGR2YUV_I420)[: f.shape[0]].astype(np.float32) for f in frames]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for preset, params in settings:
+            out = Path(tmp) / f"{preset}.mp4"
+            c0, t = os.times(), time.perf_counter()
+            sink = VideoSink(out, info.width, info.height, info.fps, info.time_base, preset=preset, x264_params=params)
+            for i, f in enumerate(frames):
+                sink.write(f, i / info.fps)
+            sink.close()
+            wall, c1 = time.perf_counter() - t, os.times()
+            cpu = (c1.user - c0.user) + (c1.system - c0.system)
+            back = read_frames(out)
+            mse = np.mean([np.mean((cv2.cvtColor(b, cv2.COLOR_BGR2YUV_I420)[: b.shape[0]] - y) ** 2)
+                           for b, y in zip(back, luma)])
+            rows.append({"preset": preset, "x264_params": PRESET_TWEAKS.get(preset, "") if params is None else params,
+                         "default": preset == "veryfast" and params is None,
+                         "fps": round(len(frames) / wall, 1), "cpu_ms_per_frame": round(1000 * cpu / len(frames), 1),
+                         "kib": out.stat().st_size // 1024, "y_psnr_db": round(float(10 * np.log10(255**2 / mse)), 2)})
+    return rows
+
+
 def time_detector(detector, frames: list[np.ndarray], batch: int) -> float:
     from dataclasses import replace
 
@@ -215,6 +256,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--processes", type=int, nargs="+", default=[1],
                    help="run each --streams count split over this many CLI processes (one row per value)")
     p.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive baseline")
+    p.add_argument("--no-encoder", dest="encoder", action="store_false",
+                   help="skip the x264 settings table of the annotated video")
     p.add_argument("--sr-backend", default="auto", help="generator back end of the end-to-end runs")
     p.add_argument("--sr-precision", default="auto", help="generator precision of the end-to-end runs (default auto)")
     args = p.parse_args(argv)
@@ -234,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
                "generator": generator_table((8,) if args.quick else tuple(args.batches),
                                             repeats=1 if args.quick else 3, quick=args.quick, device=args.device)
                if (args.batches or args.quick) else [],
-               "videos": [], "streams": []}
+               "videos": [], "streams": [], "encoder": []}
     write_report(results, args.out)
     with tempfile.TemporaryDirectory() as tmp:
         clip = None
@@ -261,6 +304,9 @@ def main(argv: list[str] | None = None) -> None:
             results["videos"].append(row)
             print(row, flush=True)
             write_report(results, args.out)  # partial results survive a run cut short
+        if clip is not None and args.encoder:
+            results["encoder"] = [{"size": results["videos"][-1]["size"], **r} for r in encoder_table(clip.video_path)]
+            write_report(results, args.out)
         for n, procs in [(n, k) for n in (args.streams if clip is not None else []) for k in args.processes if k <= n]:
             row = {"size": results["videos"][-1]["size"],
                    **streams_row(clip.video_path, n, Path(tmp) / f"streams{n}_{procs}", args.device,
@@ -287,6 +333,13 @@ def write_report(results: dict, out: Path) -> None:
                  if "naive_fps" in r else "- | -")
         lines.append(f"| {r['size']} | {r['decode_fps']} | {r['detector_ms_per_frame']} | "
                      f"{r['end_to_end_fps_detect_every_1']} | {r['end_to_end_fps_detect_every_3']} | {naive} |")
+    if results.get("encoder"):
+        lines += ["", "Annotated-video encoder alone (x264 crf 23 through `VideoSink` on the last clip's decoded frames; "
+                  "core-ms: CPU time of all threads per frame):", "",
+                  "| video | preset | x264 params | fps | core-ms/frame | size KiB | Y-PSNR dB |", "|---|---|---|---|---|---|---|"]
+        for r in results["encoder"]:
+            lines.append(f"| {r['size']} | {r['preset']}{' (default)' if r['default'] else ''} | {r['x264_params'] or '-'} "
+                         f"| {r['fps']} | {r['cpu_ms_per_frame']} | {r['kib']} | {r['y_psnr_db']} |")
     if results.get("streams"):
         lines += ["", "Several streams (`enhance-video` on N copies, --no-read; P processes share them out):", "",
                   "| video | streams | processes | slowest stream fps | mean stream fps | total fps |",

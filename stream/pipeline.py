@@ -43,7 +43,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sr_model.enhancer import PlateEnhancer, bicubic_upscale
-from stream.annotate import draw_track
+from stream.annotate import InsetCache, draw_track
 from stream.crops import comparison_panel, crop_quality, cut, expand_box, rectified
 from stream.errors import OutputError
 from stream.live import LiveSource, StreamEvent
@@ -69,7 +69,8 @@ log = logging.getLogger(__name__)
 class PipelineConfig:
     """detect_every: run the detector on every N-th frame (the tracker predicts in between);
     detect_batch: frames per detector call; margin: crop margin as a fraction of the plate box;
-    enhance: run super-resolution; crf / preset: libx264 settings of the annotated video;
+    enhance: run super-resolution; crf / preset / x264_params: libx264 settings of the annotated
+    video (x264_params None: the preset's tweaks in :data:`stream.sink.PRESET_TWEAKS`);
     crop_every_s: a track's improved best crop is rewritten at most this often (s);
     report_every_s: report.json is rewritten this often (s) on live streams;
     sr_interval_s: each track's crop is super-resolved at most this often (s), its inset shows the
@@ -90,6 +91,7 @@ class PipelineConfig:
     enhance: bool = True
     crf: int = 23
     preset: str = "veryfast"
+    x264_params: str | None = None
     crop_every_s: float = 2.0
     report_every_s: float = 10.0
     sr_interval_s: float = 0.2
@@ -166,6 +168,7 @@ class _RunState:
     reads: ReadQueue | None
     read_throttle: SRScheduler  # when reads run without SR
     read_written_at: dict[int, float] = field(default_factory=dict)
+    insets: InsetCache = field(default_factory=InsetCache)  # resized insets of the live tracks
     clock: int = 0  # frames processed
     sr_s: float = 0.0  # wall time in single-frame super-resolution
     fusion_s: float = 0.0  # wall time in multi-frame fusion
@@ -215,7 +218,8 @@ class EnhancePipeline:
         # Live: no encoder lookahead, a keyframe every ~2 s and a fragment every second, so a kill
         # loses about a second of video.
         sink = VideoSink(out_dir / VIDEO_NAME, info.width, info.height, info.fps, info.time_base,
-                         crf=self.config.crf, preset=self.config.preset, audio=info.audio,
+                         crf=self.config.crf, preset=self.config.preset, x264_params=self.config.x264_params,
+                         audio=info.audio,
                          fragment_s=1.0 if live else None, keyint=max(1, round(2 * info.fps)) if live else None,
                          low_latency=live,
                          background=self.config.background_encode)  # x264 overlaps the next frame's models
@@ -377,7 +381,8 @@ class EnhancePipeline:
                     st.best[tr.track_id] = _BestCrop(q, crop, written_at=old.written_at if old else float("-inf"),
                                                      sequence=seq)
             draw_track(annotated, tr.box, tr.track_id, st.scheduler.latest(tr.track_id),
-                       label=voted.text if voted is not None else "")
+                       label=voted.text if voted is not None else "", inset_cache=st.insets)
+        st.insets.keep_only({tr.track_id for tr in tracks})
         return annotated
 
     def _enhance(self, crops: list[PlateCrop], history: dict[int, deque], st: _RunState) -> None:

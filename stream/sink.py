@@ -43,17 +43,26 @@ def fit_into(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
+# x264 overrides used when none are given. veryfast with sub-pixel refinement 1 and diamond motion
+# search (instead of 2 and hexagon) encodes a 1080p frame about 1.5x faster for an 11-14 % larger
+# file and 0.2-0.3 dB lower PSNR (benchmarks/results/throughput/encoder.md); the annotated video is
+# a record of the run, and at 1080p its encode is the pipeline's largest CPU cost.
+PRESET_TWEAKS = {"veryfast": "subme=1:me=dia"}
+
+
 class VideoSink:
     """Write BGR uint8 frames to an H.264 file of one size; frames of another size are fitted into
     it (:func:`fit_into`), so a stream that changes resolution never breaks the recording.
 
     time_base: the input stream's time base (pts are given in seconds and converted to it).
-    fps: nominal rate written in the header. crf / preset: libx264 quality and speed.
+    fps: nominal rate written in the header. crf / preset: libx264 quality and speed;
+    x264_params: ``key=value:...`` overrides of the preset (x264's own syntax); "": none; None:
+    :data:`PRESET_TWEAKS` for the preset, if any.
     audio: an input audio stream whose packets ``mux_audio`` copies into the file.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float, time_base: Fraction,
-                 crf: int = 23, preset: str = "veryfast", audio: av.audio.stream.AudioStream | None = None,
+                 crf: int = 23, preset: str = "veryfast", x264_params: str | None = None, audio: av.audio.stream.AudioStream | None = None,
                  fragment_s: float | None = None, keyint: int | None = None, low_latency: bool = False,
                  background: bool = False, queue_size: int = 4) -> None:
         """fragment_s: also close an MP4 fragment after this many seconds of video (live streams:
@@ -79,6 +88,8 @@ class VideoSink:
         self.stream.time_base = time_base
         self.stream.codec_context.time_base = time_base
         self.stream.options = {"crf": str(crf), "preset": preset, **({"g": str(keyint)} if keyint else {}),
+                               **({"x264-params": params} if (params := PRESET_TWEAKS.get(preset, "") if x264_params is None
+                                                                  else x264_params) else {}),
                                **({"tune": "zerolatency"} if low_latency else {})}
         self.time_base = time_base
         self._last_pts = -1
@@ -129,7 +140,11 @@ class VideoSink:
 
     def _write_now(self, image: np.ndarray, pts_s: float) -> None:
         image = fit_into(image, self.width, self.height)
-        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        # OpenCV's BGR -> I420 (BT.601 limited range, the same matrix FFmpeg's swscale uses by
+        # default) takes about 1 ms on a 1080p frame; handing x264 a bgr24 frame leaves that to
+        # swscale's unaccelerated path, about 17 ms (benchmarks/results/throughput).
+        yuv = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2YUV_I420)
+        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         pts = max(round(pts_s / self.time_base), self._last_pts + 1)  # strictly increasing
         frame.pts, frame.time_base = pts, self.time_base
         self._last_pts = pts

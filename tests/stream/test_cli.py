@@ -22,7 +22,7 @@ def test_help_documents_every_option():
     proc = run_cli("--help")
     assert proc.returncode == 0
     for option in ("--out", "--detector", "--generator", "--imgsz", "--conf", "--detect-every", "--no-sr",
-                   "--crf", "--preset", "--threads", "--hwaccel", "--quiet", "--rtsp-transport", "--open-timeout",
+                   "--crf", "--preset", "--x264-params", "--threads", "--hwaccel", "--quiet", "--rtsp-transport", "--open-timeout",
                    "--read-timeout", "--max-reconnects", "--max-lag", "--status-interval", "--duration", "--backend", "--precision", "--device",
                    "--sr-interval", "--fuse", "--fusion-weights", "--no-read"):
         assert option in proc.stdout

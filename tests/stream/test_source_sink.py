@@ -55,6 +55,23 @@ def test_audio_is_copied_through(tmp_path, background):
         assert sum(1 for p in c.demux(c.streams.audio[0]) if p.size) > 10
 
 
+def test_sink_keeps_colours(tmp_path):
+    """The sink's own BGR -> YUV conversion must match the decoder's YUV -> BGR (same matrix and
+    range): flat colour patches come back within x264's quantisation error."""
+    colours = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (40, 200, 230), (128, 128, 128), (250, 250, 250), (10, 10, 10)]
+    image = np.zeros((96, 32 * len(colours), 3), np.uint8)
+    for k, c in enumerate(colours):
+        image[:, 32 * k:32 * (k + 1)] = c
+    sink = VideoSink(tmp_path / "c.mp4", image.shape[1], image.shape[0], 25, Fraction(1, 25), crf=10)
+    for i in range(3):
+        sink.write(image, i / 25)
+    sink.close()
+    out = read_frames(tmp_path / "c.mp4")[-1].astype(int)
+    for k, c in enumerate(colours):
+        patch = out[8:-8, 32 * k + 8:32 * (k + 1) - 8].reshape(-1, 3).mean(0)
+        assert np.abs(patch - c).max() < 6, (c, patch)
+
+
 def test_odd_frame_size_is_padded_to_even(tmp_path):
     sink = VideoSink(tmp_path / "odd.mp4", 161, 97, 25, Fraction(1, 25))
     for i in range(5):

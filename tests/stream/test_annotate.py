@@ -1,0 +1,50 @@
+import numpy as np
+
+from stream.annotate import INSET_STEP, InsetCache, draw_track
+
+
+def _enhanced(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (64, 192, 3), np.uint8)
+
+
+def test_inset_cache_draws_what_a_fresh_resize_draws():
+    frame_a = np.zeros((360, 640, 3), np.uint8)
+    frame_b = frame_a.copy()
+    cache = InsetCache()
+    enhanced = _enhanced(0)
+    box = np.array([300.0, 200.0, 360.0, 215.0])
+    draw_track(frame_a, box, 7, enhanced, inset_cache=cache)
+    draw_track(frame_a, box + 0.4, 7, enhanced, inset_cache=cache)  # same inset size: reused
+    draw_track(frame_b, box, 7, enhanced)
+    draw_track(frame_b, box + 0.4, 7, enhanced)
+    assert np.array_equal(frame_a, frame_b)
+
+
+def test_inset_cache_follows_a_new_image_and_a_new_size():
+    cache = InsetCache()
+    first, second = _enhanced(1), _enhanced(2)
+    a = cache.resized(3, first, 90, 30)
+    assert cache.resized(3, first, 90, 30) is a
+    b = cache.resized(3, second, 90, 30)  # the track's SR output changed
+    assert b is not a and not np.array_equal(a, b)
+    c = cache.resized(3, second, 120, 40)  # the plate grew
+    assert c.shape == (40, 120, 3)
+    cache.keep_only({4})
+    assert cache.resized(3, second, 120, 40) is not c  # forgotten with its track
+
+
+def test_automatic_inset_height_moves_in_steps():
+    sizes = []
+
+    class Recording(InsetCache):
+        def resized(self, track_id, enhanced, width, height):
+            sizes.append((width, height))
+            return super().resized(track_id, enhanced, width, height)
+
+    cache, enhanced = Recording(), _enhanced(3)
+    for box_h in np.linspace(14.0, 18.0, 9):
+        frame = np.zeros((720, 1280, 3), np.uint8)
+        draw_track(frame, np.array([600.0, 300.0, 660.0, 300.0 + box_h]), 1, enhanced, inset_cache=cache)
+    heights = [h for _, h in sizes]
+    assert all(h % INSET_STEP == 0 for h in heights) and len(set(heights)) <= 5  # 9 box heights
+    assert heights == sorted(heights) and 40 <= heights[0] and heights[-1] <= 56
