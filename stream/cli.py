@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--preset", default="veryfast", help="x264 speed preset (default veryfast)")
     g.add_argument("--x264-params", default=None, metavar="K=V:...",
                    help="x264 options over the preset (default with veryfast: subme=1:me=dia, about 1.5x faster "
-                        "at 1080p for an 11-14%% larger file; \"\" for the preset alone)")
+                        "at 1080p for a 10-15%% larger file; \"\" for the preset alone)")
     g = p.add_argument_group("runtime")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for the models (default: all cores)")
     g.add_argument("--hwaccel", default=None, metavar="TYPE",
@@ -216,7 +216,8 @@ def _pipeline(args: argparse.Namespace, models, live: bool, reader=None):
         reader = _reader()
     return EnhancePipeline(detector, enhancer, PipelineConfig(
         detect_every=args.detect_every, margin=args.margin, enhance=not args.no_sr, crf=args.crf,
-        preset=args.preset, x264_params=args.x264_params, detect_batch=1 if live else 4, sr_interval_s=args.sr_interval,  # live: no waiting to fill a batch
+        preset=args.preset, x264_params=args.x264_params,
+        detect_batch=1 if live else 4, sr_interval_s=args.sr_interval,  # live: no waiting to fill a batch
         fuse_k=fusion.config.k if fusion is not None else 0, rectify=not args.no_rectify), reader=reader,
         fusion=fusion)
 

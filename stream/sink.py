@@ -44,9 +44,9 @@ def fit_into(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 # x264 overrides used when none are given. veryfast with sub-pixel refinement 1 and diamond motion
-# search (instead of 2 and hexagon) encodes a 1080p frame about 1.5x faster for an 11-14 % larger
-# file and 0.2-0.3 dB lower PSNR (benchmarks/results/throughput/encoder.md); the annotated video is
-# a record of the run, and at 1080p its encode is the pipeline's largest CPU cost.
+# search (instead of 2 and hexagon) encodes a 1080p frame about 1.5x faster for a 10-15 % larger
+# file and 0.2-0.3 dB lower PSNR (encoder table in benchmarks/results/throughput); the annotated
+# video is a record of the run, and at 1080p its encode is the pipeline's largest CPU cost.
 PRESET_TWEAKS = {"veryfast": "subme=1:me=dia"}
 
 
@@ -62,7 +62,8 @@ class VideoSink:
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float, time_base: Fraction,
-                 crf: int = 23, preset: str = "veryfast", x264_params: str | None = None, audio: av.audio.stream.AudioStream | None = None,
+                 crf: int = 23, preset: str = "veryfast", x264_params: str | None = None,
+                 audio: av.audio.stream.AudioStream | None = None,
                  fragment_s: float | None = None, keyint: int | None = None, low_latency: bool = False,
                  background: bool = False, queue_size: int = 4) -> None:
         """fragment_s: also close an MP4 fragment after this many seconds of video (live streams:
@@ -87,9 +88,9 @@ class VideoSink:
         self.stream.pix_fmt = "yuv420p"
         self.stream.time_base = time_base
         self.stream.codec_context.time_base = time_base
+        params = PRESET_TWEAKS.get(preset, "") if x264_params is None else x264_params
         self.stream.options = {"crf": str(crf), "preset": preset, **({"g": str(keyint)} if keyint else {}),
-                               **({"x264-params": params} if (params := PRESET_TWEAKS.get(preset, "") if x264_params is None
-                                                                  else x264_params) else {}),
+                               **({"x264-params": params} if params else {}),
                                **({"tune": "zerolatency"} if low_latency else {})}
         self.time_base = time_base
         self._last_pts = -1

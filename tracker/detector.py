@@ -275,7 +275,8 @@ class PlateDetector:
             frame.fill(114)  # ultralytics' pad grey
             # Area averaging, not ultralytics' bilinear: bilinear saves ~5 ms per 1080p frame but
             # lost recall (US photos at score 0.5: 0.955 -> 0.932; 20-30 px plates at 1080p:
-            # 0.107 -> 0.071) and corner accuracy (1080p median 5.95 -> 6.30 % of plate width).
+            # 0.107 -> 0.071) and corner accuracy (1080p median 5.95 -> 6.30 % of plate width;
+            # benchmarks/results/detection/int8_trial.md).
             interp = cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR
             frame[:h, :w] = cv2.resize(im, (w, h), interpolation=interp) if r != 1 else im
             for c, plane in enumerate(cv2.split(frame)):

@@ -10,6 +10,9 @@ def test_quick_throughput_run_writes_tables_and_plot(tmp_path):
     gen = [g for g in res["generator"] if "crops_per_s" in g]
     assert {g["backend"] for g in gen} >= {"eager", "onnx"} and all(g["crops_per_s"] > 0 for g in gen)
     assert res["videos"][0]["end_to_end_fps_detect_every_1"] > 0
+    enc = {(r["preset"], r["x264_params"]): r for r in res["encoder"]}
+    assert [r["preset"] for r in res["encoder"] if r["default"]] == ["veryfast"]
+    assert enc[("veryfast", "subme=1:me=dia")]["y_psnr_db"] > 30 and all(r["kib"] > 0 for r in enc.values())
     assert (tmp_path / "throughput.md").read_text().startswith("Machine:")
     assert (tmp_path / "throughput.png").stat().st_size > 1000
 
