@@ -20,6 +20,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from stream.outputs import X264_PRESETS
 from stream.redact import RedactingFilter, is_url, redact, safe_name
 from stream.signals import Stopped, stop_on_signals
 
@@ -79,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "a frontal rectangle first)")
     g = p.add_argument_group("output video")
     g.add_argument("--crf", type=int, default=23, help="x264 quality, lower is better (default 23)")
-    g.add_argument("--preset", default="veryfast", help="x264 speed preset (default veryfast)")
+    g.add_argument("--preset", default="veryfast", choices=X264_PRESETS, metavar="PRESET",
+                   help="x264 speed preset, ultrafast ... placebo (default veryfast)")
     g.add_argument("--x264-params", default=None, metavar="K=V:...",
                    help="x264 options over the preset (default with veryfast: subme=1:me=dia, about 1.5x faster "
                         "at 1080p for a 10-15%% larger file; \"\" for the preset alone)")

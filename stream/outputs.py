@@ -1,5 +1,6 @@
-"""Names of the files a run writes into its output folder (light module: no model imports, so the
-CLI can check the output folder before loading anything)."""
+"""Names of the files a run writes into its output folder, and the encoder presets of its video
+(light module: no model imports, so the CLI can check its options and the output folder before
+loading anything)."""
 
 VIDEO_NAME = "annotated.mp4"
 TRACKS_NAME = "tracks.jsonl"
@@ -12,3 +13,7 @@ CROPS_DIR = "crops"
 BEST_CROP_NAME = "track_{:04d}.png"
 ENHANCED_CROP_NAME = "track_{:04d}_enhanced.png"
 READ_CROP_NAME = "track_{:04d}_read.png"
+
+# libx264's speed presets for the annotated video, fastest first.
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")

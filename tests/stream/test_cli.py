@@ -52,7 +52,8 @@ def test_corrupt_generator_weights(tmp_path):
 
 
 @pytest.mark.parametrize("args, fragment", [(["--detect-every", "0"], "detect-every"), (["--imgsz", "100"], "imgsz"),
-                                            (["--fuse", "-1"], "fuse"), (["--fuse", "99"], "fuse")])
+                                            (["--fuse", "-1"], "fuse"), (["--fuse", "99"], "fuse"),
+                                            (["--preset", "quick"], "--preset")])
 def test_bad_options(tmp_path, args, fragment):
     proc = run_cli(str(tmp_path / "x.mp4"), *args)
     assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr
