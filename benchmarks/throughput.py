@@ -207,7 +207,9 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     streams = [r for r in results.get("streams", []) if "total_fps" in r]
-    fig, axes = plt.subplots(1, 3 if streams else 2, figsize=(16 if streams else 11, 4))
+    encoder = results.get("encoder", [])
+    n_panels = 2 + bool(streams) + bool(encoder)
+    fig, axes = plt.subplots(1, n_panels, figsize=(5.5 * n_panels, 4))
     gen = [r for r in results["generator"] if "crops_per_s" in r]
     for key in dict.fromkeys((r["backend"], r["precision"], r["channels_last"]) for r in gen):
         pts = [r for r in gen if (r["backend"], r["precision"], r["channels_last"]) == key]
@@ -232,6 +234,17 @@ def plot(results: dict, path: Path) -> None:
         axes[2].plot(xs, [r["min_stream_fps"] for r in streams], "ko-", label="slowest stream")
         axes[2].set(xlabel=f"streams ({streams[0]['size']})", ylabel="frames / s", title="several streams, one process")
         axes[2].legend(fontsize=8)
+    if encoder:
+        ax = axes[-1]
+        for r in encoder:
+            label = r["preset"] + (f" + {r['x264_params']}" if r["x264_params"] else "") + (" (default)" if r["default"] else "")
+            ax.scatter(r["cpu_ms_per_frame"], r["kib"] / 1024, s=60 if r["default"] else 30, zorder=3)
+            ax.annotate(label, (r["cpu_ms_per_frame"], r["kib"] / 1024), fontsize=7, xytext=(4, 4),
+                        textcoords="offset points")
+        ax.set(xlabel="CPU core-ms per frame", ylabel="annotated video, MiB",
+               title=f"x264 settings, {encoder[0]['size']} (crf 23)")
+        ax.margins(x=0.25, y=0.15)
+        ax.grid(alpha=0.3)
     fig.suptitle(f"{results['machine']['cpu']} x{results['machine']['cores']}, gpu={results['machine']['gpu']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
