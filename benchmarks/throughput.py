@@ -60,7 +60,7 @@ def time_decode(path: Path) -> float:
 
 
 # x264 settings of the annotated video compared in the encoder table: (preset, x264_params);
-# x264_params None is the sink's default for the preset (stream.sink.PRESET_TWEAKS).
+# x264_params None is the sink's default for the preset (stream.outputs.PRESET_TWEAKS).
 ENCODER_SETTINGS: tuple[tuple[str, str | None], ...] = (
     ("veryfast", ""), ("veryfast", None), ("superfast", ""), ("ultrafast", ""),
 )
@@ -72,14 +72,15 @@ def encoder_table(path: Path, settings=ENCODER_SETTINGS, max_frames: int = 150) 
     size and luma PSNR of the re-encoded video against the decoded input."""
     import cv2
 
-    from stream.sink import PRESET_TWEAKS, VideoSink
+    from stream.pipeline import PipelineConfig
+    from stream.sink import VideoSink
     from stream.source import VideoSource, frames_only, read_frames
 
     with VideoSource(path, with_audio=False) as src:
         info = src.info
         frames = [f.image for _, f in zip(range(max_frames), frames_only(src))]
     luma = [cv2.cvtColor(f, cv2.COLOR_BGR2YUV_I420)[: f.shape[0]].astype(np.float32) for f in frames]
-    rows = []
+    rows, default = [], PipelineConfig()
     with tempfile.TemporaryDirectory() as tmp:
         for preset, params in settings:
             out = Path(tmp) / f"{preset}.mp4"
@@ -93,8 +94,8 @@ def encoder_table(path: Path, settings=ENCODER_SETTINGS, max_frames: int = 150) 
             back = read_frames(out)
             mse = np.mean([np.mean((cv2.cvtColor(b, cv2.COLOR_BGR2YUV_I420)[: b.shape[0]] - y) ** 2)
                            for b, y in zip(back, luma)])
-            rows.append({"preset": preset, "x264_params": PRESET_TWEAKS.get(preset, "") if params is None else params,
-                         "default": preset == "veryfast" and params is None,
+            rows.append({"preset": preset, "x264_params": sink.x264_params,
+                         "default": (preset, params) == (default.preset, default.x264_params),
                          "fps": round(len(frames) / wall, 1), "cpu_ms_per_frame": round(1000 * cpu / len(frames), 1),
                          "kib": out.stat().st_size // 1024, "y_psnr_db": round(float(10 * np.log10(255**2 / mse)), 2)})
     return rows

@@ -20,7 +20,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from stream.outputs import X264_PRESETS
+from stream.outputs import PRESET_TWEAKS, X264_PRESETS
 from stream.redact import RedactingFilter, is_url, redact, safe_name
 from stream.signals import Stopped, stop_on_signals
 
@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--preset", default="veryfast", choices=X264_PRESETS, metavar="PRESET",
                    help="x264 speed preset, ultrafast ... placebo (default veryfast)")
     g.add_argument("--x264-params", default=None, metavar="K=V:...",
-                   help="x264 options over the preset (default with veryfast: subme=1:me=dia, about 1.5x faster "
-                        "at 1080p for a 10-15%% larger file; \"\" for the preset alone)")
+                   help="x264 options over the preset (default with veryfast: " + PRESET_TWEAKS["veryfast"]
+                        + ", about 1.5x faster at 1080p for a 10-15%% larger file; \"\" for the preset alone)")
     g = p.add_argument_group("runtime")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for the models (default: all cores)")
     g.add_argument("--hwaccel", default=None, metavar="TYPE",

@@ -70,7 +70,7 @@ class PipelineConfig:
     """detect_every: run the detector on every N-th frame (the tracker predicts in between);
     detect_batch: frames per detector call; margin: crop margin as a fraction of the plate box;
     enhance: run super-resolution; crf / preset / x264_params: libx264 settings of the annotated
-    video (x264_params None: the preset's tweaks in :data:`stream.sink.PRESET_TWEAKS`);
+    video (x264_params None: the preset's tweaks in :data:`stream.outputs.PRESET_TWEAKS`);
     crop_every_s: a track's improved best crop is rewritten at most this often (s);
     report_every_s: report.json is rewritten this often (s) on live streams;
     sr_interval_s: each track's crop is super-resolved at most this often (s), its inset shows the

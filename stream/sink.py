@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from stream.errors import OutputError
+from stream.outputs import PRESET_TWEAKS
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,6 @@ def fit_into(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
-# x264 overrides used when none are given. veryfast with sub-pixel refinement 1 and diamond motion
-# search (instead of 2 and hexagon) encodes a 1080p frame about 1.5x faster for a 10-15 % larger
-# file and 0.2-0.3 dB lower PSNR (encoder table in benchmarks/results/throughput); the annotated
-# video is a record of the run, and at 1080p its encode is the pipeline's largest CPU cost.
-PRESET_TWEAKS = {"veryfast": "subme=1:me=dia"}
-
-
 class VideoSink:
     """Write BGR uint8 frames to an H.264 file of one size; frames of another size are fitted into
     it (:func:`fit_into`), so a stream that changes resolution never breaks the recording.
@@ -57,7 +51,7 @@ class VideoSink:
     time_base: the input stream's time base (pts are given in seconds and converted to it).
     fps: nominal rate written in the header. crf / preset: libx264 quality and speed;
     x264_params: ``key=value:...`` overrides of the preset (x264's own syntax); "": none; None:
-    :data:`PRESET_TWEAKS` for the preset, if any.
+    :data:`stream.outputs.PRESET_TWEAKS` for the preset, if any.
     audio: an input audio stream whose packets ``mux_audio`` copies into the file.
     """
 
@@ -89,6 +83,7 @@ class VideoSink:
         self.stream.time_base = time_base
         self.stream.codec_context.time_base = time_base
         params = PRESET_TWEAKS.get(preset, "") if x264_params is None else x264_params
+        self.x264_params = params  # the overrides in force ("" for none)
         self.stream.options = {"crf": str(crf), "preset": preset, **({"g": str(keyint)} if keyint else {}),
                                **({"x264-params": params} if params else {}),
                                **({"tune": "zerolatency"} if low_latency else {})}
