@@ -161,6 +161,7 @@ def naive_pipeline(device: str):
     frame alone (torch back end), the generator called once per crop (eager fp32, no
     channels-last) on every frame (no SR throttle), no reads, encoding in the pipeline thread."""
     from sr_model.enhancer import EnhancerConfig, PlateEnhancer
+    from stream.cli import configure_opencv_threads
     from stream.pipeline import EnhancePipeline, PipelineConfig
     from tracker.detector import DetectorConfig, PlateDetector
 
@@ -278,11 +279,13 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     from sr_model.enhancer import EnhancerConfig, PlateEnhancer
+    from stream.cli import configure_opencv_threads
     from stream.pipeline import EnhancePipeline, PipelineConfig
     from stream.source import VideoSource, read_frames
     from tracker.detector import DetectorConfig, PlateDetector
     from train.synth.scenes import SceneConfig, write_scene_clip
 
+    configure_opencv_threads()  # as enhance-video runs
     detector = PlateDetector(config=DetectorConfig(device=args.device))
     enhancer = PlateEnhancer(config=EnhancerConfig(device=args.device, backend=args.sr_backend,
                                                    precision=args.sr_precision))

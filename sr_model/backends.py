@@ -32,9 +32,10 @@ import importlib.util
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -111,13 +112,16 @@ def _export_onnx(model: nn.Module, path: Path) -> None:
     tmp.replace(path)  # atomic: a killed export never leaves a half file under the final name
 
 
-def int8_excluded_nodes(graph) -> list[str]:
+def int8_excluded_nodes(graph, input_convs: bool = True) -> list[str]:
     """Names of the nodes :func:`quantize_int8` keeps in fp32: every node reading the network's
     input (first conv, bilinear base) and the output stage, from the graph output back to the
-    last convolution and the activation feeding it. ``graph``: an ``onnx.GraphProto``."""
+    last convolution and the activation feeding it. ``graph``: an ``onnx.GraphProto``.
+    input_convs=False quantises the convolutions that read an input all the same (the fusion
+    decoder's: its input is a feature map, carried in fp32 by the skips, not the image)."""
     inputs = {i.name for i in graph.input}
     producer = {out: node for node in graph.node for out in node.output}
-    keep = {n.name for n in graph.node if any(i in inputs for i in n.input)}
+    keep = {n.name for n in graph.node if any(i in inputs for i in n.input)
+            and (input_convs or n.op_type != "Conv")}
     stack = [o.name for o in graph.output]
     while stack:
         node = producer.get(stack.pop())
@@ -133,8 +137,12 @@ def int8_excluded_nodes(graph) -> list[str]:
     return sorted(keep)
 
 
-def quantize_int8(fp32_path: Path, out_path: Path) -> None:
-    """Static int8 quantisation of an exported generator graph (see the module docstring)."""
+def quantize_int8(fp32_path: Path, out_path: Path, feeds: Iterable[dict[str, np.ndarray]] | None = None,
+                  input_convs_fp32: bool = True) -> None:
+    """Static int8 quantisation of an exported graph (see the module docstring), written
+    atomically to ``out_path``. feeds: calibration inputs, one {input name: array} per batch;
+    default: the generator's, :func:`sr_model.calibration.calibration_crops` as input ``lr``.
+    input_convs_fp32: see :func:`int8_excluded_nodes`."""
     import tempfile
 
     import cv2
@@ -144,9 +152,12 @@ def quantize_int8(fp32_path: Path, out_path: Path) -> None:
 
     from sr_model.calibration import calibration_crops
 
-    class _Crops(CalibrationDataReader):
+    if feeds is None:
+        feeds = [{"lr": cv2.dnn.blobFromImage(c, 1.0 / 255.0, swapRB=True)} for c in calibration_crops()]
+
+    class _Feeds(CalibrationDataReader):
         def __init__(self) -> None:
-            self._it = iter([{"lr": cv2.dnn.blobFromImage(c, 1.0 / 255.0, swapRB=True)} for c in calibration_crops()])
+            self._it = iter(feeds)
 
         def get_next(self):
             return next(self._it, None)
@@ -154,13 +165,25 @@ def quantize_int8(fp32_path: Path, out_path: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="le-int8-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-        excluded = int8_excluded_nodes(onnx.load(str(pre)).graph)
+        excluded = int8_excluded_nodes(onnx.load(str(pre)).graph, input_convs_fp32)
         q = Path(tmp) / "int8.onnx"
-        quantize_static(str(pre), str(q), _Crops(), quant_format=QuantFormat.QDQ, per_channel=True,
+        quantize_static(str(pre), str(q), _Feeds(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
         tmp_out = out_path.with_suffix(".tmp.onnx")
         tmp_out.write_bytes(q.read_bytes())
         tmp_out.replace(out_path)
+
+
+def cpu_session(path: Path, threads: int | None = None):
+    """An ONNX Runtime CPU session on ``path``: all graph optimisations, ``threads`` intra-op
+    threads (default: torch's), no spinning between calls (the other pipeline stages need the cores)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def onnx_runner(model: nn.Module, device: torch.device, precision: str = "fp32", cache_dir: Path | None = None,

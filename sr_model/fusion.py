@@ -9,8 +9,9 @@ Pipeline per track (the last ``k`` crops):
 
 1. every crop is resized to the reference's size (area-shrunk first when taller than
    ``max_input_height``, like :class:`sr_model.enhancer.PlateEnhancer`);
-2. :func:`sr_model.align.align_sequence`: ECC (translation, on ×2 enlarged grey crops) to the
-   reference at sub-pixel precision, each crop warped onto the reference grid; crops whose ECC
+2. :func:`sr_model.align.align_sequence`: ECC (affine by default; on grey crops at the scale the
+   weights record, native size for the shipped model) to the reference at sub-pixel precision,
+   each crop warped onto the reference grid; crops whose ECC
    correlation is under ``min_ecc`` or that fail to converge are *dropped* (masked out of the
    fusion, never averaged in);
 3. :class:`MultiFrameSR`: a shared per-frame encoder (all K frames in one call), per-pixel
@@ -21,10 +22,13 @@ Pipeline per track (the last ``k`` crops):
    generator; the shipped model) or ``"progressive"`` (conv + PixelShuffle(2) steps, most of the
    compute at 2× and 4× the LR resolution; ``fusion_x4_v1`` and older files).
 
-Cost (issue #7: at most 2× the single-frame generator per output): the shipped network is a
-decoder like the single-frame generator's (c 32, 3 residual blocks, ESPCN tail) plus a one-conv
-per-frame encoder and an 8-channel scorer; with ECC alignment it measures about 1.6× the
-single-frame time on CPU (benchmarks/results/fusion/cost.md). On CPU it runs channels-last.
+Cost (issue #7: at most 2× the single-frame generator per output): the shipped network (v3) is a
+decoder like the single-frame generator's but shallower (c 32, 2 residual blocks, ESPCN tail) plus
+a one-conv per-frame encoder and a 4-channel attention scorer; on the CPU its decoder runs as an
+int8 ONNX Runtime graph (:func:`int8_decoder`, like the single-frame generator's default) and the
+alignment is affine ECC on native-size crops. With alignment it measures 1.5-1.7× the single-frame
+int8 generator per output on CPU (benchmarks/results/fusion/cost.md). The front end runs
+channels-last in torch.
 
 When every kept frame equals the reference, the attention-weighted mean *is* the reference
 feature (the weights sum to 1), so the output equals the model run on the reference alone
@@ -33,6 +37,8 @@ the fusion arithmetic itself.
 """
 from __future__ import annotations
 
+import copy
+import importlib.util
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,6 +52,8 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from sr_model.align import DEFAULT_MIN_ECC, align_sequence
+from sr_model.backends import (INT8_RECIPE, BackendUnavailable, cpu_session, default_cache_dir, model_key,
+                               quantize_int8)
 
 DEFAULT_FUSION_WEIGHTS = Path(__file__).parent / "weights" / "fusion_x4.safetensors"
 
@@ -158,14 +166,19 @@ class MultiFrameSR(nn.Module):
                 else fused.addcmul_(per_frame[:, i], weights[:, i: i + 1])
         return self.merge(torch.cat([fused, ref], dim=1)), weights
 
+    def decode(self, feat: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """The decoder: fused features (N, C, h, w) and the reference frame (N, 3, h, w) RGB in
+        [0, 1] → (N, 3, h*scale, w*scale), a residual on the bilinear upscale of the reference."""
+        base = F.interpolate(reference, scale_factor=self.config.scale, mode="bilinear", align_corners=False)
+        feat = feat + self.body_tail(self.body(feat))
+        return base + self.tail(self.upsample(feat))
+
     def forward(self, frames: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         ref = frames[:, -1]
         if frames.device.type == "cpu":  # channels-last all through: the upscale, shuffle and sum run ~20 % faster
             ref = ref.contiguous(memory_format=torch.channels_last)
-        base = F.interpolate(ref, scale_factor=self.config.scale, mode="bilinear", align_corners=False)
         feat, _ = self.fuse(frames, valid)
-        feat = feat + self.body_tail(self.body(feat))
-        return base + self.tail(self.upsample(feat))
+        return self.decode(feat, ref)
 
 
 def build_fusion_model(config: FusionNetConfig | dict) -> MultiFrameSR:
@@ -237,12 +250,16 @@ class FusionConfig:
     """k: crops per track fused (the last k); device: torch device; batch_size: tracks per forward
     pass; min_ecc: ECC correlation under which a crop is dropped; max_input_height: px, taller
     crops are area-shrunk to it first (as in ``PlateEnhancer``); motion: ECC motion model
-    (``"translation"`` / ``"affine"``), None = the one the weights were trained with (their info).
+    (``"translation"`` / ``"affine"``), None = the one the weights were trained with (their info);
+    upsample: ECC runs on crops enlarged this many times, None = as the weights were trained;
+    precision: ``"int8"`` runs the decoder as an int8 ONNX Runtime graph (CPU only), ``"fp32"``
+    the eager model, ``"auto"`` int8 on the CPU where onnxruntime is installed; cache_dir: where
+    the int8 graph is kept (default: the back ends' engine cache).
+
     Default affine: on real footage (benchmarks/results/fusion/NOTES.md, "Real footage") it took
-    the shipped v2, trained with translation, from 21 to 29 of 108 voted exact reads
-    (single-frame: 31): zooming plates and jittering corners leave crops that a shift cannot
-    align. Synthetic sequences: EU fused 48.1 -> 45.4 %, synthetic 39.7 -> 39.3 %; ≈ +0.2-0.3×
-    the single-frame cost."""
+    v2, trained with translation, from 21 to 29 of 108 voted exact reads (single-frame: 31):
+    zooming plates and jittering corners leave crops that a shift cannot align. The shipped v3 was
+    trained with affine ECC on native-size crops, which it records."""
 
     k: int = 5
     device: str = "cpu"
@@ -250,6 +267,9 @@ class FusionConfig:
     min_ecc: float = DEFAULT_MIN_ECC
     max_input_height: int = 48
     motion: str | None = "affine"
+    upsample: int | None = None
+    precision: str = "auto"
+    cache_dir: Path | None = None
 
 
 @dataclass
@@ -314,7 +334,11 @@ class FusionEnhancer:
         if str(config.device).startswith("cpu"):  # channels-last convs: ~1.5x faster on CPU, same outputs
             self.model = self.model.to(memory_format=torch.channels_last)
         self.motion = config.motion or str(self.info.get("alignment", {}).get("motion", "translation"))
-        self.upsample = int(self.info.get("alignment", {}).get("upsample", 2))
+        self.upsample = int(config.upsample or self.info.get("alignment", {}).get("upsample", 2))
+        self.precision = resolve_precision(config.precision, config.device)
+        self._decoder = int8_decoder(self, config.cache_dir) if self.precision == "int8" else None
+        #: what runs the network: torch alone, or torch's front end and ONNX Runtime's int8 decoder
+        self.backend = "eager+onnx" if self._decoder is not None else "eager"
 
     @property
     def scale(self) -> int:
@@ -334,9 +358,23 @@ class FusionEnhancer:
     @torch.inference_mode()
     def _run(self, aligned: list) -> list[np.ndarray]:
         x, v = frames_to_tensor([a.frames for a in aligned], [a.valid for a in aligned])
-        y = self.model(x.to(self.config.device), v.to(self.config.device))
-        # RGB -> BGR flip in torch: the result is one contiguous (N, H, W, 3) uint8 array (channels-last output)
-        y = y.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).flip(-1).cpu().numpy()
+        x, v = x.to(self.config.device), v.to(self.config.device)
+        if self._decoder is not None:  # fp32 front end in torch, int8 decoder in ONNX Runtime
+            feat, _ = self.model.fuse(x, v)
+            y = self._decoder.run(None, {"feat": feat.contiguous().numpy(), "ref": x[:, -1].contiguous().numpy()})[0]
+            y = torch.from_numpy(y).contiguous(memory_format=torch.channels_last)
+        else:
+            y = self.model(x, v)
+        if y.device.type == "cpu":
+            # The CPU model's output is channels-last, so (N, H, W, 3) is a free view. OpenCV does the
+            # clamp, ×255, rounding and RGB -> BGR in two passes: ~0.3 ms per 128 × 384 output
+            # against ~0.9 ms for the same four steps as torch ops.
+            rgb = y.permute(0, 2, 3, 1).numpy()
+            n, hh, ww, _ = rgb.shape
+            flat = np.maximum(rgb.reshape(n * hh, ww, 3), 0.0, out=rgb.reshape(n * hh, ww, 3))
+            y = cv2.cvtColor(cv2.convertScaleAbs(flat, alpha=255.0), cv2.COLOR_RGB2BGR).reshape(n, hh, ww, 3)
+        else:  # on the device: one (N, H, W, 3) uint8 array comes back
+            y = y.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).flip(-1).cpu().numpy()
         s = self.scale
         return [np.ascontiguousarray(y[i, : a.frames[-1].shape[0] * s, : a.frames[-1].shape[1] * s])
                 for i, a in enumerate(aligned)]
@@ -354,3 +392,93 @@ class FusionEnhancer:
             for i, img in zip(idx, self._run([aligned[i] for i in idx])):
                 out[i] = FusedPlate(img, aligned[i].n_used, aligned[i].n_dropped)
         return out  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- int8 decoder (CPU)
+#: Bumped whenever the decoder's int8 recipe or calibration sequences change (part of the graph's cache key).
+DECODER_INT8_VERSION = "2"  # 2: the first conv quantised too
+PRECISIONS = ("auto", "fp32", "int8")
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    """``"auto"``: int8 decoder on the CPU when onnxruntime is installed, else fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown fusion precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    cpu = torch.device(device).type == "cpu"
+    if precision == "int8" and not cpu:
+        raise BackendUnavailable("the int8 fusion decoder is for the CPU; use fp32 on a GPU")
+    if precision == "int8" and importlib.util.find_spec("onnxruntime") is None:
+        raise BackendUnavailable("onnxruntime is not installed (pip install onnxruntime); use fp32")
+    if precision == "auto":
+        return "int8" if cpu and importlib.util.find_spec("onnxruntime") is not None else "fp32"
+    return precision
+
+
+class _Decoder(nn.Module):
+    """``MultiFrameSR.decode`` as a module of its own, for export (NCHW, fp32)."""
+
+    def __init__(self, model: MultiFrameSR) -> None:
+        super().__init__()
+        self.model = copy.deepcopy(model).to("cpu", torch.float32, memory_format=torch.contiguous_format).eval()
+
+    def forward(self, feat: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(feat, ref)
+
+
+def _calibration_feeds(enhancer: "FusionEnhancer", n_tracks: int = 48, batch: int = 8) -> list[dict[str, np.ndarray]]:
+    """The decoder's inputs on plate-like sequences: each :func:`sr_model.calibration.calibration_crops`
+    crop as the reference, ``k - 1`` copies shifted by up to ±0.75 px with their own noise before
+    it, aligned and fused by the model's own front end."""
+    from sr_model.calibration import calibration_crops
+
+    rng = np.random.default_rng(0)
+    seqs = []
+    for crop in calibration_crops(n_tracks, seed=1):
+        h, w = crop.shape[:2]
+        seq = []
+        for _ in range(enhancer.config.k - 1):
+            m = np.float32([[1, 0, rng.uniform(-0.75, 0.75)], [0, 1, rng.uniform(-0.75, 0.75)]])
+            moved = cv2.warpAffine(crop, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+            seq.append(np.clip(moved + rng.normal(0, 3, moved.shape), 0, 255).astype(np.uint8))
+        seqs.append(seq + [crop])
+    feeds = []
+    with torch.inference_mode():
+        for i in range(0, len(seqs), batch):
+            aligned = [enhancer.align(s) for s in seqs[i: i + batch]]
+            x, v = frames_to_tensor([a.frames for a in aligned], [a.valid for a in aligned])
+            feat, _ = enhancer.model.fuse(x, v)
+            feeds.append({"feat": feat.contiguous().numpy(), "ref": x[:, -1].contiguous().numpy()})
+    return feeds
+
+
+def int8_decoder(enhancer: "FusionEnhancer", cache_dir: Path | None = None):
+    """An ONNX Runtime session on the int8 graph of ``enhancer.model``'s decoder, built on first
+    use and cached on disk (keyed by the weights, the recipe and the library versions).
+
+    Why only the decoder: it holds most of the network's convolutions (the single-frame
+    generator's shape), and quantising it follows the generator's int8 recipe
+    (:func:`sr_model.backends.quantize_int8`: the long skip, the bilinear base and the output
+    stage stay fp32; the first conv is int8, as its input is a feature map that the skips carry
+    in fp32). Quantising the per-frame encoder and the attention scorer as well put errors of
+    mean 4/255 (max 83/255) into the output; and ONNX Runtime runs that fp32 front end slower
+    than torch's channels-last convolutions, so it stays in torch."""
+    import onnxruntime as ort
+
+    cache_dir = Path(cache_dir or default_cache_dir())
+    key = model_key(enhancer.model, "fusion-decoder-int8", INT8_RECIPE, DECODER_INT8_VERSION,
+                    str(enhancer.config.k), enhancer.motion, str(enhancer.upsample), torch.__version__, ort.__version__)
+    path = cache_dir / f"fusion-decoder-{key}-int8.onnx"
+    if not path.exists():
+        import tempfile
+
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        feeds = _calibration_feeds(enhancer)
+        with tempfile.TemporaryDirectory(prefix="le-fusion-") as tmp:
+            fp32 = Path(tmp) / "decoder.onnx"
+            c = enhancer.model.config.channels
+            dyn = {0: "batch", 2: "height", 3: "width"}
+            torch.onnx.export(_Decoder(enhancer.model), (torch.rand(1, c, 16, 48), torch.rand(1, 3, 16, 48)), str(fp32),
+                              input_names=["feat", "ref"], output_names=["sr"],
+                              dynamic_axes={"feat": dyn, "ref": dyn, "sr": dyn}, opset_version=17, dynamo=False)
+            quantize_int8(fp32, path, feeds, input_convs_fp32=False)
+    return cpu_session(path)

@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"),
                    help="generator precision (default auto: int8 on the CPU through ONNX Runtime, 1.3-1.9x faster "
                         "than fp32 with the same plate reads; fp16 with TensorRT; else fp32. bf16 is faster on CPUs "
-                        "with bf16 units; fp16 needs a GPU)")
+                        "with bf16 units; fp16 needs a GPU). With --fuse, the fusion model's decoder runs int8 for "
+                        "auto / int8 on the CPU, fp32 otherwise")
     g.add_argument("--device", default="cpu", help="torch device for the models: cpu, cuda, cuda:1 (default cpu)")
     g.add_argument("--sr-interval", type=float, default=0.2, metavar="S",
                    help="super-resolve each plate at most every S seconds; its inset shows the latest result "
@@ -192,6 +193,17 @@ def _open_source(args: argparse.Namespace, src: str):
     return LiveSource(src, config, status=StatusLine(redact(src), args.status_interval))
 
 
+def configure_opencv_threads() -> None:
+    """One OpenCV thread for the whole process. The pipeline already overlaps decode, inference,
+    encode and reads on their own threads, and OpenCV's pool, busy-waiting on plate-sized images,
+    only burnt CPU: ECC alignment took the same wall time on one thread as on two, at half the CPU
+    (benchmarks/results/fusion/cost.md); end to end at 1080p, detect-every-3, the fps stayed within
+    noise (27.8 / 27.8 fps on two threads, 28.3 / 25.8 on one) and ``--fuse 5`` used 2-6 % less CPU."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def _load_models(args: argparse.Namespace):
     """(detector, single-frame enhancer or None, fusion enhancer or None), as the options ask."""
     import torch
@@ -201,6 +213,7 @@ def _load_models(args: argparse.Namespace):
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    configure_opencv_threads()
     detector = PlateDetector(args.detector, DetectorConfig(imgsz=args.imgsz, conf=args.conf, device=args.device))
     enhancer = None if args.no_sr else PlateEnhancer(args.generator, EnhancerConfig(
         device=args.device, backend=args.backend, precision=args.precision))
@@ -370,7 +383,10 @@ def _fusion(args: argparse.Namespace):
         from sr_model.fusion import FusionConfig, FusionEnhancer
     except ImportError as exc:
         raise SetupError(f"multi-frame fusion is not available in this install ({exc}); leave out --fuse") from None
-    return FusionEnhancer(args.fusion_weights, FusionConfig(k=k, device=args.device))
+    # The fusion model follows --precision: int8 (its decoder, on the CPU) where the generator runs
+    # int8 or auto, fp32 for every float precision.
+    precision = args.precision if args.precision in ("auto", "int8") else "fp32"
+    return FusionEnhancer(args.fusion_weights, FusionConfig(k=k, device=args.device, precision=precision))
 
 
 def _reader():

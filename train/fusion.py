@@ -3,9 +3,9 @@
     python -m train.fusion --steps 4800 --threads 1 --work /tmp/fusion_run --out sr_model/weights/fusion_x4.safetensors \
         --log benchmarks/results/fusion/fusion_training.csv [--resume]
 
-The defaults are the shipped model's recipe (``fusion_x4`` v2: ESPCN upsampler, one-conv
-per-frame encoder, 8-channel attention scorer, 3 decoder blocks, 4800 steps; about 10 min on one
-CPU thread).
+The defaults are the shipped model's recipe (``fusion_x4`` v3: ESPCN upsampler, one-conv
+per-frame encoder, 4-channel attention scorer, 2 decoder blocks, affine ECC alignment on native-size
+crops, 4800 steps; about 9 min on one CPU thread).
 
 Training sequences: the same HR plate under sub-pixel motion, each frame degraded on its own.
 
@@ -74,9 +74,9 @@ class FusionTrainConfig:
     patch_w: int = 96  # HR px
     lr: float = 4e-4
     channels: int = 32
-    enc_blocks: int = 0  # the shipped model (fusion_x4 v2); v1 had 1 (see benchmarks/results/fusion/NOTES.md)
-    dec_blocks: int = 3  # v1: 4
-    att_channels: int = 8  # v1: 16
+    enc_blocks: int = 0  # the shipped model (fusion_x4 v3); v1 had 1 (see benchmarks/results/fusion/NOTES.md)
+    dec_blocks: int = 2  # v2: 3, v1: 4
+    att_channels: int = 4  # v2: 8, v1: 16
     upsampler: str = "espcn"  # v1: "progressive" (≈ 4x the cost; see sr_model.fusion.FusionNetConfig)
     seed: int = 0
     n_synthetic: int = 1200  # synthetic training sequences
@@ -92,8 +92,8 @@ class FusionTrainConfig:
     min_ecc: float = DEFAULT_MIN_ECC
     p_video: float = 0.0  # share of sequences made by train.video_degradation (H.264, zoom, corner jitter)
     video: dict = field(default_factory=dict)  # overrides of train.video_degradation.VideoDegradation's ranges
-    motion: str = "translation"
-    upsample: int = 2  # ECC alignment runs on crops enlarged this many times (1 = native: ~2x cheaper)
+    motion: str = "affine"  # v2, v1: "translation"
+    upsample: int = 1  # ECC alignment runs on crops enlarged this many times (1 = native: ~2x cheaper than 2; v2, v1: 2)
     eval_every: int = 250
     ckpt_every: int = 250
     threads: int = 1

@@ -202,3 +202,45 @@ def test_enhancer_motion_override_aligns_a_scaled_crop(tiny_weights):
     assert enh.motion == "affine"
     a = enh.align([zoomed, ref]).alignments[0]
     assert a.ok and a.warp[0, 0] == pytest.approx(1.04, abs=0.015) and a.warp[1, 1] == pytest.approx(1.04, abs=0.03)
+
+
+def test_enhancer_alignment_scale_comes_from_the_weights_unless_set(tiny_weights):
+    assert FusionEnhancer(tiny_weights).upsample == 2  # what save_fusion records by default
+    enh = FusionEnhancer(tiny_weights, FusionConfig(k=3, upsample=1))
+    assert enh.upsample == 1
+    ref = _plate(6)
+    h, w = ref.shape[:2]
+    centre = np.array([(w - 1) / 2, (h - 1) / 2, 1.0])
+    seq = enh.align([_shift(ref, 0.4, -0.3), _shift(ref, -0.5, 0.2), ref])
+    assert seq.valid.all()
+    for a, shift in zip(seq.alignments[:2], [(0.4, -0.3), (-0.5, 0.2)]):  # affine: compare where the centre goes
+        assert (a.warp @ centre - centre[:2]) == pytest.approx(shift, abs=0.05)
+
+
+def test_int8_decoder_stays_close_to_fp32_and_is_cached(tiny_weights, tmp_path):
+    pytest.importorskip("onnxruntime")
+    seqs = [[_shift(_plate(s), 0.3 * i, -0.2 * i) for i in range(4, -1, -1)] for s in range(6)]
+    fp32 = FusionEnhancer(tiny_weights, FusionConfig(k=5, precision="fp32")).enhance(seqs)
+    int8 = FusionEnhancer(tiny_weights, FusionConfig(k=5, precision="int8", cache_dir=tmp_path))
+    assert int8.precision == "int8"
+    graphs = list(tmp_path.glob("fusion-decoder-*-int8.onnx"))
+    assert len(graphs) == 1
+    built = graphs[0].stat().st_mtime_ns
+    out = int8.enhance(seqs)
+    d = np.concatenate([np.abs(a.image.astype(int) - b.image).ravel() for a, b in zip(out, fp32)])
+    assert d.mean() < 1.5 and np.percentile(d, 99) <= 8, (d.mean(), np.percentile(d, 99))
+    assert [a.frames_used for a in out] == [b.frames_used for b in fp32]
+    FusionEnhancer(tiny_weights, FusionConfig(k=5, precision="int8", cache_dir=tmp_path))  # loads, does not rebuild
+    assert graphs[0].stat().st_mtime_ns == built and len(list(tmp_path.glob("*.onnx"))) == 1
+
+
+def test_precision_choice():
+    from sr_model.backends import BackendUnavailable
+    from sr_model.fusion import resolve_precision
+
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    assert resolve_precision("auto", "cuda") == "fp32"
+    with pytest.raises(BackendUnavailable, match="CPU"):
+        resolve_precision("int8", "cuda")
+    with pytest.raises(ValueError, match="unknown fusion precision"):
+        resolve_precision("fp8", "cpu")
