@@ -5,7 +5,7 @@ fused only where the track has K crops (else the single-frame generator, as the 
 
 python eval_crops.py [--single] VARIANT [VARIANT ...]  where a variant is name=key:val;key:val  keys:
   w (weights path), motion (translation|affine), ident (1: identity alignment), detonly (1: drop coasting crops),
-  k, minecc, up (ECC upsample)
+  k, minecc, up (ECC upsample), stride (fuse every stride-th of the track's recent crops)
 """
 import pickle, sys, json, time, collections, argparse
 import numpy as np, torch, cv2
@@ -84,10 +84,11 @@ for v in args.variants:
         items = tracks[tid][: j + 1]
         if o.get("detonly") == "1":
             items = [it for it in items[:-1] if it["detected"]] + [items[-1]]
-        seqs.append([it["crop"] for it in items[-k:]])
+        stride = int(o.get("stride", 1))  # every stride-th crop, the newest last
+        seqs.append([it["crop"] for it in items[::-1][: (k - 1) * stride + 1: stride][::-1]])
     # the pipeline fuses only when the ring holds k crops; else single-frame SR. Here: the model with fewer frames
     # when fewer exist (pipeline: single-frame generator) -> emulate pipeline: fuse only if len == k (full ring)
-    full = [len(tracks[tid][: j + 1]) >= k for _, tid, j in events]
+    full = [len(tracks[tid][: j + 1]) >= (k - 1) * int(o.get("stride", 1)) + 1 for _, tid, j in events]
     imgs = [None] * len(events)
     out = enh.enhance([s for s, f in zip(seqs, full) if f])
     it = iter(out)
