@@ -174,16 +174,17 @@ def quantize_int8(fp32_path: Path, out_path: Path, feeds: Iterable[dict[str, np.
         tmp_out.replace(out_path)
 
 
-def cpu_session(path: Path, threads: int | None = None):
-    """An ONNX Runtime CPU session on ``path``: all graph optimisations, ``threads`` intra-op
-    threads (default: torch's), no spinning between calls (the other pipeline stages need the cores)."""
+def ort_session(path: Path, threads: int | None = None, providers: list[str] | None = None):
+    """An ONNX Runtime session on ``path`` (default provider: the CPU): all graph optimisations,
+    ``threads`` intra-op threads (default: torch's), no spinning between calls (the other pipeline
+    stages need the cores)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or torch.get_num_threads()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
 
 
 def onnx_runner(model: nn.Module, device: torch.device, precision: str = "fp32", cache_dir: Path | None = None,
@@ -216,11 +217,7 @@ def onnx_runner(model: nn.Module, device: torch.device, precision: str = "fp32",
         providers.insert(0, "CUDAExecutionProvider")
     elif device.type == "cuda":
         raise BackendUnavailable("onnxruntime here has no CUDA provider (install onnxruntime-gpu)")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or torch.get_num_threads()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # leave the cores to the other stages
-    session = ort.InferenceSession(str(path), opts, providers=providers)
+    session = ort_session(path, threads, providers)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         y = session.run(None, {"lr": x.detach().float().cpu().contiguous().numpy()})[0]

@@ -52,7 +52,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from sr_model.align import DEFAULT_MIN_ECC, align_sequence
-from sr_model.backends import (INT8_RECIPE, BackendUnavailable, cpu_session, default_cache_dir, model_key,
+from sr_model.backends import (INT8_RECIPE, BackendUnavailable, default_cache_dir, model_key, ort_session,
                                quantize_int8)
 
 DEFAULT_FUSION_WEIGHTS = Path(__file__).parent / "weights" / "fusion_x4.safetensors"
@@ -481,4 +481,4 @@ def int8_decoder(enhancer: "FusionEnhancer", cache_dir: Path | None = None):
                               input_names=["feat", "ref"], output_names=["sr"],
                               dynamic_axes={"feat": dyn, "ref": dyn, "sr": dyn}, opset_version=17, dynamo=False)
             quantize_int8(fp32, path, feeds, input_convs_fp32=False)
-    return cpu_session(path)
+    return ort_session(path)
