@@ -161,7 +161,6 @@ def naive_pipeline(device: str):
     frame alone (torch back end), the generator called once per crop (eager fp32, no
     channels-last) on every frame (no SR throttle), no reads, encoding in the pipeline thread."""
     from sr_model.enhancer import EnhancerConfig, PlateEnhancer
-    from stream.cli import configure_opencv_threads
     from stream.pipeline import EnhancePipeline, PipelineConfig
     from tracker.detector import DetectorConfig, PlateDetector
 
