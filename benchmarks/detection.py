@@ -259,6 +259,64 @@ def small_plate_study(weights: Path | None, imgsz_list: Sequence[int], n_scenes:
     return out
 
 
+ROI_STUDY_REGIONS: tuple[tuple[int, int], ...] = ((1280, 720), (960, 540))
+
+
+def roi_study(weights: Path | None, n_scenes: int = 12, frames_per_scene: int = 6, conf: float = 0.25,
+              size: tuple[int, int] = (1920, 1080), regions: Sequence[tuple[int, int]] = ROI_STUDY_REGIONS,
+              backend: str = "auto") -> dict:
+    """Small plates on a fixed camera: the whole frame at imgsz 640 and 1280 against a centred
+    region of interest (``DetectorConfig.roi``, each of ``regions`` w x h px) at imgsz 640.
+
+    All rows are scored on the same plates, those lying entirely inside the smallest region (at
+    least half visible), by plate width (:data:`STUDY_BINS`, px at the frame), on synthetic
+    ``size`` frames (plates 12..100 px wide anywhere in the frame, seeds 9301..., rendered
+    directly); with the median ms per frame (``PlateDetector.detect``, one frame per call)."""
+    import time
+
+    from tracker.detector import DetectorConfig, PlateDetector
+    from train.synth.scenes import SceneConfig, iter_scene_frames
+
+    W, H = size
+    boxes_of = {r: (int((W - r[0]) // 2), int((H - r[1]) // 2), int(r[0]), int(r[1])) for r in regions}
+    ex, ey, ew, eh = boxes_of[min(regions, key=lambda r: r[0] * r[1])]
+    frames, truths = [], []
+    for k in range(n_scenes):
+        cfg = SceneConfig(width=W, height=H, seconds=2.0, fps=10.0, n_plates=6, plate_width_px=(12.0, 100.0), occlusion=0.0)
+        for i, (img, plates) in enumerate(iter_scene_frames(cfg, seed=9301 + k)):
+            if i % max(1, cfg.n_frames // frames_per_scene) == 0:
+                frames.append(img)
+                truths.append([p for p in plates if p.visibility >= 0.5])
+    configs = [(f"whole frame, imgsz {s}", None, s) for s in (640, 1280)]
+    configs += [(f"region {r[0]}x{r[1]} (centred), imgsz 640", boxes_of[r], 640) for r in regions]
+    out = {"frame_size": [W, H], "frames": len(frames), "conf": conf,
+           "scored_region": [ex, ey, ew, eh], "rows": {}}
+    for name, roi, imgsz in configs:
+        det = PlateDetector(weights, DetectorConfig(imgsz=imgsz, conf=conf, batch_size=1, backend=backend, roi=roi))
+        det.detect(frames[:1])
+        times, found = [], {b: [0, 0] for b, *_ in STUDY_BINS}
+        for img, plates in zip(frames, truths):
+            t0 = time.perf_counter()
+            dets = det.detect([img])[0]
+            times.append(time.perf_counter() - t0)
+            gt = [p for p in plates if p.box[0] >= ex and p.box[1] >= ey and p.box[2] <= ex + ew and p.box[3] <= ey + eh]
+            gt_boxes = np.array([p.box for p in gt], np.float32).reshape(-1, 4)
+            boxes = np.array([d.box for d in dets], np.float32).reshape(-1, 4)
+            tp, matched = match(boxes, np.array([d.score for d in dets], np.float32), gt_boxes)
+            hit = set(int(j) for j in matched[tp])
+            for j, p in enumerate(gt):
+                w = float(p.box[2] - p.box[0])
+                for b, lo, hi in STUDY_BINS:
+                    if lo <= w < hi:
+                        found[b][0] += j in hit
+                        found[b][1] += 1
+        out["rows"][name] = {"roi": list(roi) if roi else None, "imgsz": imgsz,
+                             "ms_per_frame": round(1000 * float(np.median(times)), 1),
+                             "recall": {b: (round(a / n, 3) if n else None) for b, (a, n) in found.items()},
+                             "plates": {b: n for b, (a, n) in found.items()}}
+    return out
+
+
 def time_backends(weights: Path | None, backends: Sequence[str] = ("torch", "onnx"), imgsz: int = 640,
                   size: tuple[int, int] = (1280, 720), repeats: int = 30, threads: int = 2) -> dict:
     """Median (and p90) ms per ``size`` frame through ``PlateDetector.detect`` (letterbox, network,
@@ -322,7 +380,7 @@ def format_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def format_extras(corners: dict, study: dict | None, speed: dict | None) -> str:
+def format_extras(corners: dict, study: dict | None, speed: dict | None, roi: dict | None = None) -> str:
     lines = []
     if corners and any(corners.values()):
         lines += ["", "Corner error (mean of the 4 corners, % of plate width; matched plates at the threshold):", "",
@@ -338,6 +396,16 @@ def format_extras(corners: dict, study: dict | None, speed: dict | None) -> str:
         for imgsz, r in study["by_imgsz"].items():
             cells = ["-" if r["recall"][n] is None else f"{r['recall'][n]:.3f} ({r['plates'][n]})" for n in names]
             lines.append(f"| {imgsz} | {r['ms_per_frame']:.0f} | " + " | ".join(cells) + " |")
+    if roi:
+        names = [n for n, *_ in STUDY_BINS]
+        ex, ey, ew, eh = roi["scored_region"]
+        lines += ["", f"Region of interest (`--roi`): recall by plate width on {roi['frames']} synthetic "
+                  f"{roi['frame_size'][0]}x{roi['frame_size'][1]} frames, every row scored on the same plates (those "
+                  f"inside the centred {ew}x{eh} region; count in brackets), conf {roi['conf']}, one frame per call:", "",
+                  "| search | ms/frame | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+        for name, r in roi["rows"].items():
+            cells = ["-" if r["recall"][n] is None else f"{r['recall'][n]:.3f} ({r['plates'][n]})" for n in names]
+            lines.append(f"| {name} | {r['ms_per_frame']:.0f} | " + " | ".join(cells) + " |")
     if speed:
         lines += ["", f"Speed: ms per {speed['frame_size'][0]}x{speed['frame_size'][1]} frame at imgsz {speed['imgsz']}, "
                   f"{speed['threads']} threads ({speed.get('conditions', '')}):", "",
@@ -346,14 +414,25 @@ def format_extras(corners: dict, study: dict | None, speed: dict | None) -> str:
     return "\n".join(lines)
 
 
-def plot_study(study: dict, path: Path) -> None:
+def plot_study(study: dict, path: Path, roi: dict | None = None) -> None:
+    """Recall by plate width per input size (left) and, with ``roi``, per search region (right)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = [n for n, *_ in STUDY_BINS]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, axes = plt.subplots(1, 2 if roi else 1, figsize=(12 if roi else 6, 3.5), squeeze=False)
+    ax = axes[0, 0]
+    if roi:
+        ax2 = axes[0, 1]
+        for name, r in roi["rows"].items():
+            ax2.plot(names, [np.nan if r["recall"][n] is None else r["recall"][n] for n in names], marker="o",
+                     label=f"{name} ({r['ms_per_frame']:.0f} ms)")
+        ax2.set(xlabel="plate width at the frame", ylabel="recall @ IoU 0.5", ylim=(0, 1.02),
+                title=f"same plates, inside the centred {roi['scored_region'][2]}x{roi['scored_region'][3]} region")
+        ax2.grid(alpha=0.3)
+        ax2.legend(fontsize=7)
     for imgsz, r in study["by_imgsz"].items():
         ax.plot(names, [np.nan if r["recall"][n] is None else r["recall"][n] for n in names], marker="o",
                 label=f"imgsz {imgsz} ({r['ms_per_frame']:.0f} ms)")
@@ -414,6 +493,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--clips", type=int, default=3, help="held-out synthetic clips (seeds 9001...)")
     p.add_argument("--study-imgsz", default="640,960,1280,1920",
                    help="input sizes for the small-plate study on 1080p frames ('' to skip)")
+    p.add_argument("--no-roi-study", dest="roi_study", action="store_false",
+                   help="skip the region-of-interest study on 1080p frames")
     p.add_argument("--no-speed", action="store_true", help="skip the per-backend timing")
     p.add_argument("--conditions", default="", help="free text on the machine's state, stored with the timings")
     p.add_argument("--quick", action="store_true", help="one short clip, no photos, no study, no timing")
@@ -431,23 +512,26 @@ def main(argv: list[str] | None = None) -> None:
         if args.compare:
             c_rows, c_corners = evaluate_model(args.compare, args, Path(tmp))
             doc["compare"] = {"detector": str(args.compare), "sets": c_rows, "corners": c_corners}
-    study = speed = None
+    study = speed = roi = None
     if not args.quick and args.study_imgsz:
         study = small_plate_study(args.detector, [int(v) for v in args.study_imgsz.split(",")], conf=args.conf)
         doc["small_plate_study"] = study
+    if not args.quick and args.roi_study:
+        roi = roi_study(args.detector, conf=args.conf)
+        doc["roi_study"] = roi
     if not args.quick and not args.no_speed:
         speed = time_backends(args.detector)
         speed["conditions"] = args.conditions
         doc["speed"] = speed
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "detection.json").write_text(json.dumps(doc, indent=2))
-    table = format_table(rows) + format_extras(corners, study, speed)
+    table = format_table(rows) + format_extras(corners, study, speed, roi)
     if args.compare:
         table += (f"\n\nCompared with `{args.compare.name}` on the same sets:\n\n" + format_table(doc["compare"]["sets"])
                   + format_extras(doc["compare"]["corners"], None, None))
     (args.out / "detection.md").write_text(table + "\n")
     if study:
-        plot_study(study, args.out / "small_plates.png")
+        plot_study(study, args.out / "small_plates.png", roi)
     print(table)
 
 

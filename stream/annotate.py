@@ -148,3 +148,14 @@ def draw_track(frame: np.ndarray, box: np.ndarray, track_id: int, enhanced: np.n
     ix, iy = place_inset(np.array([x1, y1, x2, y2]), iw, ih, w, h)
     frame[iy : iy + ih, ix : ix + iw] = inset[: h - iy, : w - ix]
     cv2.rectangle(frame, (ix, iy), (ix + iw - 1, iy + ih - 1), colour, thick)
+
+
+def draw_region(frame: np.ndarray, region: tuple[int, int, int, int]) -> None:
+    """Outline the detector's region of interest ``(x, y, w, h)`` px on ``frame`` in place (a light
+    line inside a dark one, visible on any background), so whoever watches the video sees where
+    plates are searched for."""
+    h, w = frame.shape[:2]
+    x, y, rw, rh = region
+    thick = max(1, round(min(h, w) / 700))
+    cv2.rectangle(frame, (x, y), (x + rw - 1, y + rh - 1), (40, 40, 40), thick)
+    cv2.rectangle(frame, (x + thick, y + thick), (x + rw - 1 - thick, y + rh - 1 - thick), (230, 230, 230), thick)

@@ -43,9 +43,9 @@ import numpy as np
 from tqdm import tqdm
 
 from sr_model.enhancer import PlateEnhancer, bicubic_upscale
-from stream.annotate import InsetCache, draw_track
+from stream.annotate import InsetCache, draw_region, draw_track
 from stream.crops import comparison_panel, crop_quality, cut, expand_box, rectified
-from stream.errors import OutputError
+from stream.errors import InputError, OutputError
 from stream.live import LiveSource, StreamEvent
 from stream.outputs import (BEST_CROP_NAME, CROPS_DIR, ENHANCED_CROP_NAME, EVENTS_NAME, READ_CROP_NAME,
                             REPORT_NAME, TRACKS_NAME, VIDEO_NAME)
@@ -55,7 +55,7 @@ from stream.sink import VideoSink
 from stream.sr_schedule import SRScheduler
 from stream.source import VideoSource
 from stream.types import Frame, PlateCrop
-from tracker.detector import PlateDetector
+from tracker.detector import PlateDetector, clip_roi
 from tracker.sort import PlateTracker, TrackerConfig
 from tracker.types import Detection, Track
 
@@ -208,6 +208,7 @@ class EnhancePipeline:
         progress_position: the tqdm bar's line when several runs share the terminal."""
         out_dir = Path(out_dir)
         live = isinstance(source, LiveSource)
+        self._check_region(source.info.width, source.info.height)
         try:
             (out_dir / CROPS_DIR).mkdir(parents=True, exist_ok=True)
             jsonl = open(out_dir / TRACKS_NAME, "w", buffering=1)
@@ -282,6 +283,9 @@ class EnhancePipeline:
                     if item.kind != "connected":
                         id_offset = max(summaries, default=id_offset)
                         tracker = self._new_tracker(*item.size)
+                        if self._region(*item.size) is None and self._region(info.width, info.height) is not None:
+                            log.warning("the region of interest lies outside the new %dx%d frame: no detections",
+                                        *item.size)
                     continue
                 chunk.append(item)
                 if len(chunk) >= self.config.detect_batch:
@@ -310,6 +314,17 @@ class EnhancePipeline:
                     result = result_now()
                     self._write_report(result, source, self._report_extra(st))
         return result
+
+    def _region(self, width: int, height: int) -> tuple[int, int, int, int] | None:
+        """The detector's region of interest inside a ``width`` x ``height`` frame (None: whole frame)."""
+        roi = getattr(getattr(self.detector, "config", None), "roi", None)
+        return None if roi is None else clip_roi(roi, width, height)
+
+    def _check_region(self, width: int, height: int) -> None:
+        roi = getattr(getattr(self.detector, "config", None), "roi", None)
+        if roi is not None and self._region(width, height) is None:
+            x, y, w, h = roi
+            raise InputError(f"region of interest {x},{y},{w},{h} (x,y,w,h) lies outside the {width}x{height} frame")
 
     def _new_tracker(self, width: int, height: int) -> PlateTracker:
         # The tracker drops plates that leave the frame at once instead of coasting them outside.
@@ -368,6 +383,9 @@ class EnhancePipeline:
             st.votes.seen((tr.track_id for tr in tracks), st.clock)
         # Drawn in place: nothing reads the decoded frame after this (crops above are copies).
         annotated = frame.image
+        region = self._region(width, height)
+        if region is not None and region != (0, 0, width, height):
+            draw_region(annotated, region)
         for tr in tracks:
             voted = st.votes.voted(tr.track_id) if st.reads is not None else None
             self._write_line(frame, tr, st.jsonl, arrived.get(tr.track_id), voted)
@@ -546,6 +564,9 @@ class EnhancePipeline:
             out = {"backend": getattr(model, "backend", None), "precision": getattr(model, "precision", None),
                    "arch": getattr(config, "arch", None), "weights_sha256": info.get("sha256"),
                    "trained": info.get("phase") or info.get("model_yaml")}
+            roi = getattr(getattr(model, "config", None), "roi", None)
+            if roi is not None:
+                out["region_of_interest"] = list(roi)
             return {k: v for k, v in out.items() if v is not None}
 
         return {"detector": describe(self.detector), "generator": describe(self.enhancer),

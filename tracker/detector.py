@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -181,7 +181,12 @@ class DetectorConfig:
     """imgsz: long side of the network input in px; conf: minimum score kept; iou: NMS IoU;
     batch_size: frames per forward pass; max_det: detections kept per frame; backend: "auto"
     (ONNX Runtime on CPU when installed, measured fastest, else torch), "torch" or "onnx";
-    cache_dir: where exported ONNX graphs go (None: :func:`default_cache_dir`)."""
+    cache_dir: where exported ONNX graphs go (None: :func:`default_cache_dir`);
+    roi: region of interest ``(x, y, width, height)`` in frame px, or None for the whole frame.
+    Only that part of each frame is searched (its intersection with the frame), letterboxed to
+    ``imgsz`` like a whole frame: on a fixed camera a smaller region makes small plates larger at
+    the network input for the same cost (benchmarks/results/detection, region-of-interest study).
+    Detections come back in frame px."""
 
     imgsz: int = 640
     conf: float = 0.25
@@ -191,6 +196,17 @@ class DetectorConfig:
     device: str = "cpu"
     backend: str = "auto"
     cache_dir: Path | None = None
+    roi: tuple[int, int, int, int] | None = None
+
+
+def clip_roi(roi: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int] | None:
+    """The part ``(x, y, w, h)`` of region ``roi`` (x, y, w, h frame px) inside a ``width`` x ``height``
+    frame, or None when they do not overlap."""
+    x, y, w, h = (int(v) for v in roi)
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
 
 
 class PlateDetector:
@@ -308,11 +324,31 @@ class PlateDetector:
         return results
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
-        """Detect plates in each (H, W, 3) uint8 BGR image; returns one list per image."""
-        results: list[list[Detection]] = []
+        """Detect plates in each (H, W, 3) uint8 BGR image (within ``config.roi`` when set: a
+        frame the region misses gets no detections); returns one list per image, frame px."""
+        roi = self.config.roi
+        if roi is None:
+            offsets = [(0, 0)] * len(images)
+            parts = list(images)
+        else:
+            regions = [clip_roi(roi, im.shape[1], im.shape[0]) for im in images]
+            offsets = [(r[0], r[1]) if r else (0, 0) for r in regions]
+            parts = [im[r[1]: r[1] + r[3], r[0]: r[0] + r[2]] for im, r in zip(images, regions) if r]  # views
+        found: list[list[Detection]] = []
         bs = self.config.batch_size
-        for start in range(0, len(images), bs):
-            results.extend(self._detect_batch(images[start : start + bs]))
+        for start in range(0, len(parts), bs):
+            found.extend(self._detect_batch(parts[start : start + bs]))
+        if roi is None:
+            return found
+        it = iter(found)
+        results = []
+        for r, (dx, dy) in zip(regions, offsets):
+            if r is None:
+                results.append([])
+                continue
+            shift = np.array([dx, dy, dx, dy], np.float32)
+            results.append([replace(d, box=d.box + shift, corners=None if d.corners is None else d.corners + shift[:2])
+                            for d in next(it)])
         return results
 
 

@@ -24,7 +24,7 @@ def test_help_documents_every_option():
     for option in ("--out", "--detector", "--generator", "--imgsz", "--conf", "--detect-every", "--no-sr",
                    "--crf", "--preset", "--x264-params", "--threads", "--hwaccel", "--quiet", "--rtsp-transport", "--open-timeout",
                    "--read-timeout", "--max-reconnects", "--max-lag", "--status-interval", "--duration", "--backend", "--precision", "--device",
-                   "--sr-interval", "--fuse", "--fusion-weights", "--no-read"):
+                   "--sr-interval", "--fuse", "--fusion-weights", "--no-read", "--roi"):
         assert option in proc.stdout
 
 
@@ -53,7 +53,8 @@ def test_corrupt_generator_weights(tmp_path):
 
 @pytest.mark.parametrize("args, fragment", [(["--detect-every", "0"], "detect-every"), (["--imgsz", "100"], "imgsz"),
                                             (["--fuse", "-1"], "fuse"), (["--fuse", "99"], "fuse"),
-                                            (["--preset", "quick"], "--preset")])
+                                            (["--preset", "quick"], "--preset"), (["--roi", "1,2,3"], "--roi"),
+                                            (["--roi", "0,0,0,10"], "--roi")])
 def test_bad_options(tmp_path, args, fragment):
     proc = run_cli(str(tmp_path / "x.mp4"), *args)
     assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr
@@ -123,3 +124,12 @@ def test_a_bad_input_among_several_fails_before_any_work(tmp_path):
     proc = run_cli(str(good), str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "o"), "--quiet")
     assert_one_line_error(proc, "input not found")
     assert proc.returncode == 2 and not (tmp_path / "o" / "good").exists()
+
+
+def test_region_of_interest_outside_the_frame_is_a_one_line_error_before_any_output(tmp_path):
+    from conftest import make_video
+
+    clip = make_video(tmp_path / "v.mp4", n_frames=5, width=160, height=96)
+    out = tmp_path / "o"
+    assert_one_line_error(run_cli(str(clip), "-o", str(out), "--roi", "160,0,10,10"), "outside the 160x96 frame")
+    assert not out.exists()

@@ -373,3 +373,30 @@ def test_finished_tracks_release_their_crops_once_written_and_gone_long_enough()
     EnhancePipeline._forget_finished_crops(best, summaries, frame_index=1000, after_frames=300)
     # 1: written and gone 900 frames -> dropped; 2: seen recently -> kept; 3: not on disk yet -> kept
     assert sorted(best) == [2, 3]
+
+
+def test_region_of_interest_limits_tracks_and_is_drawn_and_reported(clip_3s, tmp_path):
+    import av
+
+    from stream.pipeline import EnhancePipeline, PipelineConfig
+    from stream.source import VideoSource
+    from tracker.detector import DetectorConfig, PlateDetector
+
+    w, h = clip_3s.size
+    roi = (w // 2, 0, w - w // 2, h)  # the right half
+    pipe = EnhancePipeline(PlateDetector(config=DetectorConfig(roi=roi)), None, PipelineConfig(enhance=False))
+    with VideoSource(clip_3s.video_path) as src:
+        pipe.run(src, tmp_path, progress=False)
+    lines = [json.loads(ln) for ln in (tmp_path / "tracks.jsonl").read_text().splitlines()]
+    detected = [ln for ln in lines if ln.get("detected")]
+    assert detected, "no plate detected in the right half"
+    assert all((ln["box"][0] + ln["box"][2]) / 2 >= roi[0] for ln in detected)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["models"]["detector"]["region_of_interest"] == list(roi)
+    # The region's outline is on the video: its left edge is a light line over the whole height
+    # wherever no plate covers it.
+    with av.open(str(tmp_path / "annotated.mp4")) as c:
+        img = next(c.decode(video=0)).to_ndarray(format="bgr24")
+    thick = max(1, round(min(h, w) / 700))
+    column = img[10: h - 10, roi[0] + thick].astype(int).mean(axis=1)
+    assert np.median(column) > 190

@@ -142,3 +142,46 @@ def test_rectify_plate_undoes_a_perspective():
     assert rectify_plate(frame, quad, height=32).shape[0] == 32
     with pytest.raises(ValueError, match="finite"):
         rectify_plate(frame, np.full((4, 2), np.nan))
+
+
+def test_region_of_interest_searches_only_there_and_answers_in_frame_pixels(detector, clip_3s):
+    from stream.source import read_frames
+    from tracker.detector import clip_roi
+
+    frame = read_frames(clip_3s.video_path)[10]
+    h, w = frame.shape[:2]
+    full = detector.detect([frame])[0]
+    assert full, "no plate found in frame 10"
+    # The frame pasted into a larger canvas, the region on it: the same network input, so the
+    # same detections, moved by the paste offset.
+    dx, dy = 200, 120
+    canvas = np.full((h + 300, w + 400, 3), 30, np.uint8)
+    canvas[dy: dy + h, dx: dx + w] = frame
+    roi_det = PlateDetector(config=DetectorConfig(roi=(dx, dy, w, h)))
+    moved = roi_det.detect([canvas])[0]
+    assert len(moved) == len(full)
+    for a, b in zip(sorted(full, key=lambda d: d.box[0]), sorted(moved, key=lambda d: d.box[0])):
+        np.testing.assert_allclose(b.box, a.box + np.float32([dx, dy, dx, dy]), atol=0.5)
+        assert b.score == pytest.approx(a.score, abs=1e-3)
+        if a.corners is not None:
+            np.testing.assert_allclose(b.corners, a.corners + np.float32([dx, dy]), atol=0.5)
+    # A region holding one plate's box finds that plate and nothing outside the region.
+    x1, y1, x2, y2 = full[0].box
+    roi = (max(0, int(x1) - 40), max(0, int(y1) - 20), int(x2 - x1) + 80, int(y2 - y1) + 40)
+    found = PlateDetector(config=DetectorConfig(roi=roi)).detect([frame])[0]
+    rx, ry, rw, rh = clip_roi(roi, w, h)
+    assert found and all(rx - 1 <= d.box[0] and d.box[2] <= rx + rw + 1 and ry - 1 <= d.box[1] and d.box[3] <= ry + rh + 1
+                         for d in found)
+    best = max(found, key=lambda d: d.score)
+    assert abs(best.box[0] - x1) < 0.1 * (x2 - x1) and abs(best.box[2] - x2) < 0.1 * (x2 - x1)
+    # A region off the frame: nothing, no error.
+    assert PlateDetector(config=DetectorConfig(roi=(w + 10, 0, 50, 50))).detect([frame]) == [[]]
+
+
+def test_clip_roi():
+    from tracker.detector import clip_roi
+
+    assert clip_roi((10, 20, 100, 50), 640, 360) == (10, 20, 100, 50)
+    assert clip_roi((600, 340, 100, 50), 640, 360) == (600, 340, 40, 20)
+    assert clip_roi((-10, -5, 30, 30), 640, 360) == (0, 0, 20, 25)
+    assert clip_roi((640, 0, 10, 10), 640, 360) is None
