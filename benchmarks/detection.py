@@ -213,49 +213,62 @@ STUDY_BINS: tuple[tuple[str, float, float], ...] = (
     ("12-20px", 12, 20), ("20-30px", 20, 30), ("30-40px", 30, 40), ("40-60px", 40, 60), ("60-100px", 60, 100))
 
 
-def small_plate_study(weights: Path | None, imgsz_list: Sequence[int], n_scenes: int = 4, frames_per_scene: int = 6,
-                      conf: float = 0.25, size: tuple[int, int] = (1920, 1080), backend: str = "auto") -> dict:
-    """Recall by plate width (:data:`STUDY_BINS`, px at the frame) on synthetic ``size`` frames
-    (plates 12..100 px wide, seeds 9101...) at each network input size in ``imgsz_list``, with the
-    median ms per frame. Frames are rendered directly (no video compression)."""
+def _recall_by_width(det, frames: Sequence[np.ndarray], truths: Sequence[Sequence], scored=lambda p: True) -> dict:
+    """Recall at IoU 0.5 by plate width (:data:`STUDY_BINS`, px at the frame) of ``det`` over
+    ``frames`` (one per call), on the plates at least half visible for which ``scored(plate)``
+    holds; with the median ms per frame."""
     import time
 
-    from tracker.detector import DetectorConfig, PlateDetector
+    det.detect(frames[:1])  # warm-up
+    times, found = [], {name: [0, 0] for name, *_ in STUDY_BINS}
+    for img, plates in zip(frames, truths):
+        t0 = time.perf_counter()
+        dets = det.detect([img])[0]
+        times.append(time.perf_counter() - t0)
+        gt = [p for p in plates if p.visibility >= 0.5 and scored(p)]
+        gt_boxes = np.array([p.box for p in gt], np.float32).reshape(-1, 4)
+        boxes = np.array([d.box for d in dets], np.float32).reshape(-1, 4)
+        tp, matched = match(boxes, np.array([d.score for d in dets], np.float32), gt_boxes)
+        hit = set(int(j) for j in matched[tp])
+        for j, p in enumerate(gt):
+            w = float(p.box[2] - p.box[0])
+            for name, lo, hi in STUDY_BINS:
+                if lo <= w < hi:
+                    found[name][0] += j in hit
+                    found[name][1] += 1
+    return {"ms_per_frame": round(1000 * float(np.median(times)), 1),
+            "recall": {name: (round(a / b, 3) if b else None) for name, (a, b) in found.items()},
+            "plates": {name: b for name, (a, b) in found.items()}}
+
+
+def _study_frames(size: tuple[int, int], n_scenes: int, frames_per_scene: int, seed0: int) -> tuple[list, list]:
+    """``frames_per_scene`` frames from each of ``n_scenes`` synthetic scenes (seeds ``seed0``...,
+    6 plates 12..100 px wide, no occluders), rendered directly; (frames, their plate truths)."""
     from train.synth.scenes import SceneConfig, iter_scene_frames
 
     frames, truths = [], []
     for k in range(n_scenes):
         cfg = SceneConfig(width=size[0], height=size[1], seconds=2.0, fps=10.0, n_plates=6,
                           plate_width_px=(12.0, 100.0), occlusion=0.0)
-        for i, (img, plates) in enumerate(iter_scene_frames(cfg, seed=9101 + k)):
+        for i, (img, plates) in enumerate(iter_scene_frames(cfg, seed=seed0 + k)):
             if i % max(1, cfg.n_frames // frames_per_scene) == 0:
                 frames.append(img)
                 truths.append(plates)
+    return frames, truths
+
+
+def small_plate_study(weights: Path | None, imgsz_list: Sequence[int], n_scenes: int = 4, frames_per_scene: int = 6,
+                      conf: float = 0.25, size: tuple[int, int] = (1920, 1080), backend: str = "auto") -> dict:
+    """Recall by plate width (:data:`STUDY_BINS`, px at the frame) on synthetic ``size`` frames
+    (plates 12..100 px wide, seeds 9101...) at each network input size in ``imgsz_list``, with the
+    median ms per frame. Frames are rendered directly (no video compression)."""
+    from tracker.detector import DetectorConfig, PlateDetector
+
+    frames, truths = _study_frames(size, n_scenes, frames_per_scene, 9101)
     out = {"frame_size": list(size), "frames": len(frames), "conf": conf, "by_imgsz": {}}
     for imgsz in imgsz_list:
         det = PlateDetector(weights, DetectorConfig(imgsz=imgsz, conf=conf, batch_size=1, backend=backend))
-        det.detect(frames[:1])
-        times, found = [], {name: [0, 0] for name, *_ in STUDY_BINS}
-        for img, plates in zip(frames, truths):
-            t0 = time.perf_counter()
-            dets = det.detect([img])[0]
-            times.append(time.perf_counter() - t0)
-            gt = [p for p in plates if p.visibility >= 0.5]
-            gt_boxes = np.array([p.box for p in gt], np.float32).reshape(-1, 4)
-            boxes = np.array([d.box for d in dets], np.float32).reshape(-1, 4)
-            tp, matched = match(boxes, np.array([d.score for d in dets], np.float32), gt_boxes)
-            hit = set(int(j) for j in matched[tp])
-            for j, p in enumerate(gt):
-                w = float(p.box[2] - p.box[0])
-                for name, lo, hi in STUDY_BINS:
-                    if lo <= w < hi:
-                        found[name][0] += j in hit
-                        found[name][1] += 1
-        out["by_imgsz"][str(imgsz)] = {
-            "ms_per_frame": round(1000 * float(np.median(times)), 1),
-            "recall": {name: (round(a / b, 3) if b else None) for name, (a, b) in found.items()},
-            "plates": {name: b for name, (a, b) in found.items()},
-        }
+        out["by_imgsz"][str(imgsz)] = _recall_by_width(det, frames, truths)
     return out
 
 
@@ -272,48 +285,21 @@ def roi_study(weights: Path | None, n_scenes: int = 12, frames_per_scene: int = 
     least half visible), by plate width (:data:`STUDY_BINS`, px at the frame), on synthetic
     ``size`` frames (plates 12..100 px wide anywhere in the frame, seeds 9301..., rendered
     directly); with the median ms per frame (``PlateDetector.detect``, one frame per call)."""
-    import time
-
     from tracker.detector import DetectorConfig, PlateDetector
-    from train.synth.scenes import SceneConfig, iter_scene_frames
 
     W, H = size
     boxes_of = {r: (int((W - r[0]) // 2), int((H - r[1]) // 2), int(r[0]), int(r[1])) for r in regions}
     ex, ey, ew, eh = boxes_of[min(regions, key=lambda r: r[0] * r[1])]
-    frames, truths = [], []
-    for k in range(n_scenes):
-        cfg = SceneConfig(width=W, height=H, seconds=2.0, fps=10.0, n_plates=6, plate_width_px=(12.0, 100.0), occlusion=0.0)
-        for i, (img, plates) in enumerate(iter_scene_frames(cfg, seed=9301 + k)):
-            if i % max(1, cfg.n_frames // frames_per_scene) == 0:
-                frames.append(img)
-                truths.append([p for p in plates if p.visibility >= 0.5])
+    frames, truths = _study_frames(size, n_scenes, frames_per_scene, 9301)
     configs = [(f"whole frame, imgsz {s}", None, s) for s in (640, 1280)]
     configs += [(f"region {r[0]}x{r[1]} (centred), imgsz 640", boxes_of[r], 640) for r in regions]
     out = {"frame_size": [W, H], "frames": len(frames), "conf": conf,
            "scored_region": [ex, ey, ew, eh], "rows": {}}
     for name, roi, imgsz in configs:
         det = PlateDetector(weights, DetectorConfig(imgsz=imgsz, conf=conf, batch_size=1, backend=backend, roi=roi))
-        det.detect(frames[:1])
-        times, found = [], {b: [0, 0] for b, *_ in STUDY_BINS}
-        for img, plates in zip(frames, truths):
-            t0 = time.perf_counter()
-            dets = det.detect([img])[0]
-            times.append(time.perf_counter() - t0)
-            gt = [p for p in plates if p.box[0] >= ex and p.box[1] >= ey and p.box[2] <= ex + ew and p.box[3] <= ey + eh]
-            gt_boxes = np.array([p.box for p in gt], np.float32).reshape(-1, 4)
-            boxes = np.array([d.box for d in dets], np.float32).reshape(-1, 4)
-            tp, matched = match(boxes, np.array([d.score for d in dets], np.float32), gt_boxes)
-            hit = set(int(j) for j in matched[tp])
-            for j, p in enumerate(gt):
-                w = float(p.box[2] - p.box[0])
-                for b, lo, hi in STUDY_BINS:
-                    if lo <= w < hi:
-                        found[b][0] += j in hit
-                        found[b][1] += 1
+        inside = lambda p: p.box[0] >= ex and p.box[1] >= ey and p.box[2] <= ex + ew and p.box[3] <= ey + eh  # noqa: E731
         out["rows"][name] = {"roi": list(roi) if roi else None, "imgsz": imgsz,
-                             "ms_per_frame": round(1000 * float(np.median(times)), 1),
-                             "recall": {b: (round(a / n, 3) if n else None) for b, (a, n) in found.items()},
-                             "plates": {b: n for b, (a, n) in found.items()}}
+                             **_recall_by_width(det, frames, truths, inside)}
     return out
 
 

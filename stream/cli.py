@@ -241,7 +241,7 @@ def _load_models(args: argparse.Namespace):
         torch.set_num_threads(args.threads)
     configure_opencv_threads()
     detector = PlateDetector(args.detector, DetectorConfig(imgsz=args.imgsz, conf=args.conf, device=args.device,
-                                                                   roi=args.roi))
+                                                           roi=args.roi))
     enhancer = None if args.no_sr else PlateEnhancer(args.generator, EnhancerConfig(
         device=args.device, backend=args.backend, precision=args.precision))
     fusion = None if args.no_sr else _fusion(args)

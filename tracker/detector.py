@@ -326,29 +326,26 @@ class PlateDetector:
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         """Detect plates in each (H, W, 3) uint8 BGR image (within ``config.roi`` when set: a
         frame the region misses gets no detections); returns one list per image, frame px."""
-        roi = self.config.roi
-        if roi is None:
-            offsets = [(0, 0)] * len(images)
-            parts = list(images)
-        else:
-            regions = [clip_roi(roi, im.shape[1], im.shape[0]) for im in images]
-            offsets = [(r[0], r[1]) if r else (0, 0) for r in regions]
-            parts = [im[r[1]: r[1] + r[3], r[0]: r[0] + r[2]] for im, r in zip(images, regions) if r]  # views
-        found: list[list[Detection]] = []
-        bs = self.config.batch_size
-        for start in range(0, len(parts), bs):
-            found.extend(self._detect_batch(parts[start : start + bs]))
-        if roi is None:
-            return found
-        it = iter(found)
-        results = []
-        for r, (dx, dy) in zip(regions, offsets):
+        if self.config.roi is None:
+            return self._detect_batched(images)
+        regions = [clip_roi(self.config.roi, im.shape[1], im.shape[0]) for im in images]
+        parts = [im[r[1]: r[1] + r[3], r[0]: r[0] + r[2]] for im, r in zip(images, regions) if r is not None]  # views
+        found = iter(self._detect_batched(parts))
+        results: list[list[Detection]] = []
+        for r in regions:
             if r is None:
                 results.append([])
                 continue
-            shift = np.array([dx, dy, dx, dy], np.float32)
+            shift = np.array([r[0], r[1], r[0], r[1]], np.float32)
             results.append([replace(d, box=d.box + shift, corners=None if d.corners is None else d.corners + shift[:2])
-                            for d in next(it)])
+                            for d in next(found)])
+        return results
+
+    def _detect_batched(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        results: list[list[Detection]] = []
+        bs = self.config.batch_size
+        for start in range(0, len(images), bs):
+            results.extend(self._detect_batch(images[start : start + bs]))
         return results
 
 
