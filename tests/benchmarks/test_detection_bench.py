@@ -69,3 +69,32 @@ def test_small_plate_study_and_backend_timing_run():
     assert study["frames"] == 1 and r["ms_per_frame"] > 0 and set(r["recall"]) == {n for n, *_ in STUDY_BINS}
     speed = time_backends(None, backends=("torch",), imgsz=320, size=(640, 360), repeats=2, threads=1)
     assert speed["ms"]["torch"]["median"] > 0 and speed["threads"] == 1
+
+
+def test_shrunk_photo_mosaics_keep_each_plate_under_its_box(tmp_path):
+    """Photos (openalpr layout) with a plate of a known colour: in the mosaics every plate is
+    16-64 px wide, inside the frame, and its box still covers the plate's pixels."""
+    import cv2
+
+    from benchmarks.detection import shrunk_photo_mosaics
+
+    rng = np.random.default_rng(0)
+    for k in range(12):
+        h, w = int(rng.integers(300, 700)), int(rng.integers(500, 1200))
+        photo = np.full((h, w, 3), 40, np.uint8)
+        pw = int(rng.integers(100, 250))
+        x, y = int(rng.integers(0, w - pw)), int(rng.integers(0, h - pw // 4))
+        colour = (int(rng.integers(100, 255)), 20 * k % 255, 200)
+        photo[y: y + pw // 4, x: x + pw] = colour
+        cv2.imwrite(str(tmp_path / f"p{k}.jpg"), photo, [cv2.IMWRITE_JPEG_QUALITY, 100])
+        (tmp_path / f"p{k}.txt").write_text(f"p{k}.jpg\t{x}\t{y}\t{pw}\t{pw // 4}\tABC{k}\n")
+    frames, gts = shrunk_photo_mosaics(tmp_path, copies=2, size=(640, 360))
+    boxes = np.concatenate(gts)
+    assert len(boxes) == 24 and all(f.shape == (360, 640, 3) for f in frames)
+    widths = boxes[:, 2] - boxes[:, 0]
+    assert widths.min() >= 16 - 1e-3 and widths.max() <= 64 + 1e-3
+    for frame, gt in zip(frames, gts):
+        assert (gt[:, :2] >= 0).all() and (gt[:, 2] <= 640).all() and (gt[:, 3] <= 360).all()
+        for x1, y1, x2, y2 in gt:
+            inner = frame[int(np.ceil(y1)) + 1: int(y2) - 1, int(np.ceil(x1)) + 1: int(x2) - 1].reshape(-1, 3)
+            assert len(inner) and inner[:, 2].mean() > 180  # the plate's red channel (200), not the photo's 40
