@@ -11,7 +11,7 @@ only its fixed 20 % hold-out (``train.detector.openalpr_split``), never trained 
 second true plate in a photo counts as a false positive (precision there is a lower bound).
 No photo has a plate under 40 px wide, so the same photos are also scored shrunk (area
 averaging) until their plates are 16-64 px wide and packed into 1920x1080 frames
-(:func:`shrunk_photo_mosaics`), at the input size and at 1280.
+(:func:`train.detector.shrunk_photo_mosaics`), at the input size and at 1280.
 Synthetic: held-out clips rendered by ``train.synth`` with seeds the detector never trained on;
 their corners are exact, so they also give the corner error of a corner (pose) detector: the
 mean distance of the 4 predicted corners to the true ones, in % of the true plate width, per
@@ -357,60 +357,10 @@ def evaluate_photos(detector, folder: Path, conf: float = 0.25, files: Sequence[
     return detection_report(preds, gts, conf=conf)
 
 
-def shrunk_photo_mosaics(folder: Path, files: Sequence[Path] | None = None, widths: tuple[float, float] = (16.0, 64.0),
-                         copies: int = 3, size: tuple[int, int] = (1920, 1080), seed: int = 0
-                         ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Real plates made small: each annotated photo of ``folder`` (openalpr layout; only ``files``
-    when given) shrunk (area averaging, as a camera's sensor would) so its widest plate is
-    ``widths[0]``..``widths[1]`` px wide (log-uniform, ``copies`` times at different sizes), and
-    the shrunk photos packed row by row into ``size`` frames on ultralytics' pad grey: a busy
-    1080p view of many far cars. The real photos hold no plate under 40 px; this is how the
-    detector's small-plate recall is measured on real plate pixels. Returns (frames, per frame
-    (n, 4) x1 y1 x2 y2 plate boxes)."""
-    import zlib
-
-    import cv2
-
-    from benchmarks.plate_sets import parse_annotation
-
-    W, H = size
-    shrunk: list[tuple[np.ndarray, np.ndarray]] = []
-    for txt in sorted(files) if files is not None else sorted(Path(folder).glob("*.txt")):
-        boxes, _ = parse_annotation(txt.read_text(errors="replace"))
-        photo = cv2.imread(str(txt.with_suffix(".jpg")))
-        if photo is None or not boxes:
-            continue
-        b = np.array([[p.x, p.y, p.x + p.width, p.y + p.height] for p in boxes], np.float32)
-        rng = np.random.default_rng([seed, zlib.crc32(txt.name.encode())])
-        for target in np.exp(rng.uniform(np.log(widths[0]), np.log(widths[1]), copies)):
-            f = float(target / (b[:, 2] - b[:, 0]).max())
-            w, h = max(1, round(photo.shape[1] * f)), max(1, round(photo.shape[0] * f))
-            if f >= 1 or w > W or h > H:
-                continue
-            shrunk.append((cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA),
-                           b * np.float32([w / photo.shape[1], h / photo.shape[0]] * 2)))
-    frames, gts = [], []
-    canvas, gt, x, y, row_h = None, [], 0, 0, 0
-    for img, b in shrunk:
-        h, w = img.shape[:2]
-        if canvas is not None and x + w > W:  # next row
-            x, y, row_h = 0, y + row_h, 0
-        if canvas is None or y + h > H:  # next frame
-            if canvas is not None:
-                frames.append(canvas)
-                gts.append(np.concatenate(gt).reshape(-1, 4))
-            canvas, gt, x, y, row_h = np.full((H, W, 3), 114, np.uint8), [], 0, 0, 0
-        canvas[y: y + h, x: x + w] = img
-        gt.append(b + np.float32([x, y, x, y]))
-        x, row_h = x + w, max(row_h, h)
-    if canvas is not None:
-        frames.append(canvas)
-        gts.append(np.concatenate(gt).reshape(-1, 4))
-    return frames, gts
-
-
 def evaluate_shrunk(detector, folder: Path, conf: float = 0.25, files: Sequence[Path] | None = None) -> dict:
-    """:func:`detection_report` of ``detector`` on :func:`shrunk_photo_mosaics` of ``folder``."""
+    """:func:`detection_report` of ``detector`` on :func:`train.detector.shrunk_photo_mosaics` of ``folder``."""
+    from train.detector import shrunk_photo_mosaics
+
     frames, gts = shrunk_photo_mosaics(folder, files)
     with full_curve(detector):
         preds = detector.detect(frames)

@@ -34,8 +34,10 @@ import shutil
 import tempfile
 import time
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import yaml as pyyaml
 
 from tracker.detector import DEFAULT_WEIGHTS, configure_ultralytics_offline, save_detector
@@ -96,6 +98,83 @@ def write_openalpr_pose_dataset(folder: str | Path, out_dir: str | Path, repeat:
             (out / "labels" / "train" / f"{stem}.txt").write_text("\n".join(rows) + "\n")
             n += 1
     if n == 0:
+        raise ValueError(f"no annotated photos in {folder}")
+    return out
+
+
+def shrunk_photo_mosaics(folder: Path, files: Sequence[Path] | None = None, widths: tuple[float, float] = (16.0, 64.0),
+                         copies: int = 3, size: tuple[int, int] = (1920, 1080), seed: int = 0
+                         ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Real plates made small: each annotated photo of ``folder`` (openalpr layout; only ``files``
+    when given) shrunk (area averaging, as a camera's sensor would) so its widest plate is
+    ``widths[0]``..``widths[1]`` px wide (log-uniform, ``copies`` times at different sizes), and
+    the shrunk photos packed row by row into ``size`` frames on ultralytics' pad grey: a busy
+    1080p view of many far cars. The openalpr photos hold no plate under 40 px: benchmarks.detection
+    measures small-plate recall on real plate pixels this way (hold-out and EU photos), and
+    :func:`write_shrunk_pose_dataset` trains on it (train-split photos only). Returns (frames, per
+    frame (n, 4) x1 y1 x2 y2 plate boxes).""" 
+    import cv2
+
+    from benchmarks.plate_sets import parse_annotation
+
+    W, H = size
+    shrunk: list[tuple[np.ndarray, np.ndarray]] = []
+    for txt in sorted(files) if files is not None else sorted(Path(folder).glob("*.txt")):
+        boxes, _ = parse_annotation(txt.read_text(errors="replace"))
+        photo = cv2.imread(str(txt.with_suffix(".jpg")))
+        if photo is None or not boxes:
+            continue
+        b = np.array([[p.x, p.y, p.x + p.width, p.y + p.height] for p in boxes], np.float32)
+        rng = np.random.default_rng([seed, zlib.crc32(txt.name.encode())])
+        for target in np.exp(rng.uniform(np.log(widths[0]), np.log(widths[1]), copies)):
+            f = float(target / (b[:, 2] - b[:, 0]).max())
+            w, h = max(1, round(photo.shape[1] * f)), max(1, round(photo.shape[0] * f))
+            if f >= 1 or w > W or h > H:
+                continue
+            shrunk.append((cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA),
+                           b * np.float32([w / photo.shape[1], h / photo.shape[0]] * 2)))
+    frames, gts = [], []
+    canvas, gt, x, y, row_h = None, [], 0, 0, 0
+    for img, b in shrunk:
+        h, w = img.shape[:2]
+        if canvas is not None and x + w > W:  # next row
+            x, y, row_h = 0, y + row_h, 0
+        if canvas is None or y + h > H:  # next frame
+            if canvas is not None:
+                frames.append(canvas)
+                gts.append(np.concatenate(gt).reshape(-1, 4))
+            canvas, gt, x, y, row_h = np.full((H, W, 3), 114, np.uint8), [], 0, 0, 0
+        canvas[y: y + h, x: x + w] = img
+        gt.append(b + np.float32([x, y, x, y]))
+        x, row_h = x + w, max(row_h, h)
+    if canvas is not None:
+        frames.append(canvas)
+        gts.append(np.concatenate(gt).reshape(-1, 4))
+    return frames, gts
+
+
+def write_shrunk_pose_dataset(folder: str | Path, out_dir: str | Path, copies: int = 3, seed: int = 0,
+                              widths: tuple[float, float] = (12.0, 96.0)) -> Path:
+    """Write :func:`shrunk_photo_mosaics` of the TRAIN part of an openalpr folder (each photo
+    ``copies`` times, plates ``widths`` px wide in 1920x1080 frames) as a YOLO pose set with
+    not-visible keypoints (boxes only). Returns the folder holding ``images/train`` and ``labels/train``."""
+    import cv2
+
+    from train.ccpd import pose_label_row
+
+    folder, out = Path(folder), Path(out_dir)
+    if folder.name.lower() == "eu":
+        raise ValueError(f"{folder} is the openalpr EU set: evaluation only, never trained on")
+    frames, gts = shrunk_photo_mosaics(folder, openalpr_split(folder)[0], widths=widths, copies=copies,
+                                       seed=1000 + seed)  # not the benchmark's sizes (seed 0)
+    (out / "images" / "train").mkdir(parents=True, exist_ok=True)
+    (out / "labels" / "train").mkdir(parents=True, exist_ok=True)
+    for k, (img, boxes) in enumerate(zip(frames, gts)):
+        h, w = img.shape[:2]
+        rows = [r for r in (pose_label_row(list(map(float, b)), None, w, h) for b in boxes) if r]
+        cv2.imwrite(str(out / "images" / "train" / f"shrunk_{k:04d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        (out / "labels" / "train" / f"shrunk_{k:04d}.txt").write_text("\n".join(rows) + "\n")
+    if not frames:
         raise ValueError(f"no annotated photos in {folder}")
     return out
 
@@ -227,7 +306,7 @@ def train_detector(
     return info
 
 
-def build_dataset(workdir: Path, synthetic: int = 0, us: Path | None = None, us_repeat: int = 1,
+def build_dataset(workdir: Path, synthetic: int = 0, us: Path | None = None, us_repeat: int = 1, us_shrunk: int = 0,
                   ccpd: Path | None = None, ccpd_limit: int | None = None, yolo: Path | None = None,
                   seed: int = 0, imgsz: int = 640, pose: bool = True, randomise: bool = True,
                   data_workers: int = 1) -> tuple[Path, str]:
@@ -259,6 +338,10 @@ def build_dataset(workdir: Path, synthetic: int = 0, us: Path | None = None, us_
         notes.append(f"openalpr {Path(us).name} photos: the {n} train-split photos (boxes only, x{us_repeat}); "
                      f"the fixed {US_HOLDOUT_FRACTION:.0%} hold-out never seen")
         roots.append(workdir / "us")
+        if us_shrunk:
+            write_shrunk_pose_dataset(us, workdir / "us_shrunk", copies=us_shrunk, seed=seed)
+            notes.append(f"the same train-split photos shrunk x{us_shrunk} (plates 12-96 px) into 1920x1080 frames")
+            roots.append(workdir / "us_shrunk")
     if ccpd:
         write_ccpd_pose_dataset(ccpd, workdir / "ccpd", seed=seed, limit=ccpd_limit)
         roots.append(workdir / "ccpd")
@@ -286,6 +369,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--us", type=Path, default=None, metavar="DIR",
                    help="openalpr-layout photo folder (NAME.jpg + NAME.txt); its fixed 80 %% train split is used")
     p.add_argument("--us-repeat", type=int, default=1, help="list each real photo this many times")
+    p.add_argument("--us-shrunk", type=int, default=0, metavar="K",
+                   help="also each --us train photo K times shrunk (plates 12-96 px) into 1920x1080 frames: small real plates")
     p.add_argument("--ccpd", type=Path, default=None, metavar="DIR", help="CCPD folder (labels parsed from file names)")
     p.add_argument("--ccpd-limit", type=int, default=None, help="use at most this many CCPD images")
     p.add_argument("--yolo", "--data", dest="yolo", type=Path, default=None, metavar="DATA.yaml",
@@ -321,6 +406,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(workdir / "runs")
     try:
         data_yaml, note = build_dataset(workdir, synthetic=args.synthetic, us=args.us, us_repeat=args.us_repeat,
+                                        us_shrunk=args.us_shrunk,
                                         ccpd=args.ccpd, ccpd_limit=args.ccpd_limit, yolo=args.yolo, seed=args.seed,
                                         imgsz=args.imgsz, pose=pose, randomise=not args.plain_synthetic,
                                         data_workers=args.data_workers)

@@ -76,7 +76,7 @@ def test_shrunk_photo_mosaics_keep_each_plate_under_its_box(tmp_path):
     16-64 px wide, inside the frame, and its box still covers the plate's pixels."""
     import cv2
 
-    from benchmarks.detection import shrunk_photo_mosaics
+    from train.detector import shrunk_photo_mosaics
 
     rng = np.random.default_rng(0)
     for k in range(12):

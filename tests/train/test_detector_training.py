@@ -65,6 +65,19 @@ def test_openalpr_split_is_fixed_and_eu_is_refused(tmp_path):
     eu.mkdir()
     with pytest.raises(ValueError, match="evaluation only"):
         write_openalpr_pose_dataset(eu, tmp_path / "ds2")
+    # Small real plates for training: the train split only, shrunk into 1080p frames, boxes only.
+    from train.detector import write_shrunk_pose_dataset
+
+    for i in range(20):  # bigger photos, so the 40 px plates can shrink
+        cv2.imwrite(str(folder / f"car{i}.jpg"), np.zeros((600, 1000, 3), np.uint8))
+        (folder / f"car{i}.txt").write_text(f"car{i}.jpg\t100\t200\t400\t120\tABC{i}\n")
+    out = write_shrunk_pose_dataset(folder, tmp_path / "shrunk", copies=2)
+    rows = [r.split() for lb in (out / "labels" / "train").glob("*.txt") for r in lb.read_text().splitlines()]
+    assert len(rows) == 32 and all(len(r) == 17 and r[5:] == ["0.000000"] * 12 for r in rows)
+    widths_px = [float(r[3]) * 1920 for r in rows]
+    assert 12 - 0.01 <= min(widths_px) and max(widths_px) <= 96 + 0.01
+    with pytest.raises(ValueError, match="evaluation only"):
+        write_shrunk_pose_dataset(eu, tmp_path / "shrunk2")
 
 
 def test_box_yolo_dataset_becomes_pose(tmp_path):
