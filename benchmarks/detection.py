@@ -380,6 +380,16 @@ def format_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def _width_table(first: str, rows: dict[str, dict]) -> list[str]:
+    """Markdown lines of a recall-by-width table (:func:`_recall_by_width` rows by name)."""
+    names = [n for n, *_ in STUDY_BINS]
+    lines = [f"| {first} | ms/frame | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    for name, r in rows.items():
+        cells = ["-" if r["recall"][n] is None else f"{r['recall'][n]:.3f} ({r['plates'][n]})" for n in names]
+        lines.append(f"| {name} | {r['ms_per_frame']:.0f} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def format_extras(corners: dict, study: dict | None, speed: dict | None, roi: dict | None = None) -> str:
     lines = []
     if corners and any(corners.values()):
@@ -388,24 +398,16 @@ def format_extras(corners: dict, study: dict | None, speed: dict | None, roi: di
         lines += [f"| {k} | {v['plates']} | {v['median_pct']:.2f} | {v['p90_pct']:.2f} | "
                   f"{v.get('box_corners_median_pct', float('nan')):.2f} |" for k, v in corners.items() if v]
     if study:
-        names = [n for n, *_ in STUDY_BINS]
         lines += ["", f"Small plates: recall by plate width on {study['frames']} synthetic "
                   f"{study['frame_size'][0]}x{study['frame_size'][1]} frames, by network input size "
                   f"(conf {study['conf']}):", "",
-                  "| imgsz | ms/frame | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
-        for imgsz, r in study["by_imgsz"].items():
-            cells = ["-" if r["recall"][n] is None else f"{r['recall'][n]:.3f} ({r['plates'][n]})" for n in names]
-            lines.append(f"| {imgsz} | {r['ms_per_frame']:.0f} | " + " | ".join(cells) + " |")
+                  *_width_table("imgsz", study["by_imgsz"])]
     if roi:
-        names = [n for n, *_ in STUDY_BINS]
         ex, ey, ew, eh = roi["scored_region"]
         lines += ["", f"Region of interest (`--roi`): recall by plate width on {roi['frames']} synthetic "
                   f"{roi['frame_size'][0]}x{roi['frame_size'][1]} frames, every row scored on the same plates (those "
                   f"inside the centred {ew}x{eh} region; count in brackets), conf {roi['conf']}, one frame per call:", "",
-                  "| search | ms/frame | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
-        for name, r in roi["rows"].items():
-            cells = ["-" if r["recall"][n] is None else f"{r['recall'][n]:.3f} ({r['plates'][n]})" for n in names]
-            lines.append(f"| {name} | {r['ms_per_frame']:.0f} | " + " | ".join(cells) + " |")
+                  *_width_table("search", roi["rows"])]
     if speed:
         lines += ["", f"Speed: ms per {speed['frame_size'][0]}x{speed['frame_size'][1]} frame at imgsz {speed['imgsz']}, "
                   f"{speed['threads']} threads ({speed.get('conditions', '')}):", "",
