@@ -126,14 +126,15 @@ def _roi(text: str) -> tuple[int, int, int, int]:
 
 
 def _check_roi(args: argparse.Namespace, source) -> None:
-    """--roi must overlap the input's frame (argparse already made X, Y >= 0 and W, H > 0)."""
+    """--roi must overlap the input's frame: checked when the file opens, before the models load
+    (the pipeline checks it again for callers that build one themselves)."""
     from stream.errors import InputError
+    from tracker.types import clip_roi  # light: no torch
 
-    if args.roi is not None:
+    width, height = source.info.width, source.info.height
+    if args.roi is not None and clip_roi(args.roi, width, height) is None:
         x, y, w, h = args.roi
-        width, height = source.info.width, source.info.height
-        if x >= width or y >= height:
-            raise InputError(f"--roi {x},{y},{w},{h} lies outside the {width}x{height} frame of {source.display_name}")
+        raise InputError(f"--roi {x},{y},{w},{h} lies outside the {width}x{height} frame of {source.display_name}")
 
 
 def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

@@ -55,9 +55,9 @@ from stream.sink import VideoSink
 from stream.sr_schedule import SRScheduler
 from stream.source import VideoSource
 from stream.types import Frame, PlateCrop
-from tracker.detector import PlateDetector, clip_roi
+from tracker.detector import PlateDetector
 from tracker.sort import PlateTracker, TrackerConfig
-from tracker.types import Detection, Track
+from tracker.types import Track, clip_roi
 
 if TYPE_CHECKING:
     from sr_model.fusion import FusionEnhancer
@@ -170,6 +170,7 @@ class _RunState:
     read_written_at: dict[int, float] = field(default_factory=dict)
     insets: InsetCache = field(default_factory=InsetCache)  # resized insets of the live tracks
     clock: int = 0  # frames processed
+    region: tuple[int, int, int, int] | None = None  # the detector's region to outline on the frames
     sr_s: float = 0.0  # wall time in single-frame super-resolution
     fusion_s: float = 0.0  # wall time in multi-frame fusion
 
@@ -233,7 +234,8 @@ class EnhancePipeline:
                        history={}, votes=TrackVotes(self.config.max_reads_per_track,
                                                     max(1, round(self.config.forget_after_s * (info.fps or 30)))),
                        reads=ReadQueue(self.reader, background=background) if self.reader is not None else None,
-                       read_throttle=SRScheduler(self.config.sr_interval_s))
+                       read_throttle=SRScheduler(self.config.sr_interval_s),
+                       region=self._outlined_region(info.width, info.height))
         frames_done = 0
         t_start = time.perf_counter()
         last_report = time.monotonic()
@@ -283,7 +285,8 @@ class EnhancePipeline:
                     if item.kind != "connected":
                         id_offset = max(summaries, default=id_offset)
                         tracker = self._new_tracker(*item.size)
-                        if self._region(*item.size) is None and self._region(info.width, info.height) is not None:
+                        st.region = self._outlined_region(*item.size)
+                        if self._roi is not None and clip_roi(self._roi, *item.size) is None:
                             log.warning("the region of interest lies outside the new %dx%d frame: no detections",
                                         *item.size)
                     continue
@@ -315,15 +318,20 @@ class EnhancePipeline:
                     self._write_report(result, source, self._report_extra(st))
         return result
 
-    def _region(self, width: int, height: int) -> tuple[int, int, int, int] | None:
-        """The detector's region of interest inside a ``width`` x ``height`` frame (None: whole frame)."""
-        roi = getattr(getattr(self.detector, "config", None), "roi", None)
-        return None if roi is None else clip_roi(roi, width, height)
+    @property
+    def _roi(self) -> tuple[int, int, int, int] | None:
+        """The detector's region of interest (x, y, w, h frame px), None: whole frames."""
+        return getattr(getattr(self.detector, "config", None), "roi", None)
+
+    def _outlined_region(self, width: int, height: int) -> tuple[int, int, int, int] | None:
+        """The part of the region of interest to outline on a ``width`` x ``height`` frame: None
+        when there is no region, it covers the whole frame, or it misses the frame."""
+        region = None if self._roi is None else clip_roi(self._roi, width, height)
+        return None if region == (0, 0, width, height) else region
 
     def _check_region(self, width: int, height: int) -> None:
-        roi = getattr(getattr(self.detector, "config", None), "roi", None)
-        if roi is not None and self._region(width, height) is None:
-            x, y, w, h = roi
+        if self._roi is not None and clip_roi(self._roi, width, height) is None:
+            x, y, w, h = self._roi
             raise InputError(f"region of interest {x},{y},{w},{h} (x,y,w,h) lies outside the {width}x{height} frame")
 
     def _new_tracker(self, width: int, height: int) -> PlateTracker:
@@ -383,9 +391,8 @@ class EnhancePipeline:
             st.votes.seen((tr.track_id for tr in tracks), st.clock)
         # Drawn in place: nothing reads the decoded frame after this (crops above are copies).
         annotated = frame.image
-        region = self._region(width, height)
-        if region is not None and region != (0, 0, width, height):
-            draw_region(annotated, region)
+        if st.region is not None:
+            draw_region(annotated, st.region)
         for tr in tracks:
             voted = st.votes.voted(tr.track_id) if st.reads is not None else None
             self._write_line(frame, tr, st.jsonl, arrived.get(tr.track_id), voted)
@@ -564,9 +571,8 @@ class EnhancePipeline:
             out = {"backend": getattr(model, "backend", None), "precision": getattr(model, "precision", None),
                    "arch": getattr(config, "arch", None), "weights_sha256": info.get("sha256"),
                    "trained": info.get("phase") or info.get("model_yaml")}
-            roi = getattr(getattr(model, "config", None), "roi", None)
-            if roi is not None:
-                out["region_of_interest"] = list(roi)
+            if model is self.detector and self._roi is not None:
+                out["region_of_interest"] = list(self._roi)
             return {k: v for k, v in out.items() if v is not None}
 
         return {"detector": describe(self.detector), "generator": describe(self.enhancer),

@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from tracker.types import Detection
+from tracker.types import Detection, clip_roi
 
 MODEL_YAML = Path(__file__).parent / "models" / "plate_yolov8p.yaml"
 POSE_MODEL_YAML = Path(__file__).parent / "models" / "plate_yolov8p_pose.yaml"
@@ -197,16 +197,6 @@ class DetectorConfig:
     backend: str = "auto"
     cache_dir: Path | None = None
     roi: tuple[int, int, int, int] | None = None
-
-
-def clip_roi(roi: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int] | None:
-    """The part ``(x, y, w, h)`` of region ``roi`` (x, y, w, h frame px) inside a ``width`` x ``height``
-    frame, or None when they do not overlap."""
-    x, y, w, h = (int(v) for v in roi)
-    x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
-    if x1 <= x0 or y1 <= y0:
-        return None
-    return x0, y0, x1 - x0, y1 - y0
 
 
 class PlateDetector:

@@ -64,3 +64,13 @@ class Track:
     age_s: float = 0.0
     since_update_s: float = 0.0
     corners: np.ndarray | None = field(default=None, repr=False)
+
+
+def clip_roi(roi: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int] | None:
+    """The part ``(x, y, w, h)`` of region ``roi`` (x, y, w, h frame px) inside a ``width`` x ``height``
+    frame, or None when they do not overlap."""
+    x, y, w, h = (int(v) for v in roi)
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
