@@ -170,6 +170,18 @@ def corner_summary(errs: np.ndarray) -> dict | None:
             "p90_pct": round(100 * float(np.percentile(errs, 90)), 2)}
 
 
+@contextmanager
+def head_corners(detector) -> Iterator[object | None]:
+    """Detections carry the corner head's own corners (none for a box-only model) while inside;
+    yields the detector's corner refiner (None without one), to apply to the same boxes."""
+    refiner = getattr(detector, "refiner", None)
+    detector.refiner = None
+    try:
+        yield refiner
+    finally:
+        detector.refiner = refiner
+
+
 def evaluate_clip(detector, clip_dir: Path, conf: float = 0.25, min_visibility: float = 0.5,
                   with_corners: bool = False) -> dict:
     """Run ``detector`` on every frame of a synthetic clip and report against its ground truth.
@@ -177,14 +189,15 @@ def evaluate_clip(detector, clip_dir: Path, conf: float = 0.25, min_visibility: 
     Plates less than ``min_visibility`` visible are neither required nor counted as false
     positives (they are dropped with any detection that matches them), as in MOTChallenge.
     with_corners: add ``"corners"`` (:func:`corner_summary` over plates fully inside the frame)
-    when the detector predicts corners.
+    when the detector predicts corners: those of its corner head (``median_pct``, ``p90_pct``),
+    of its corner refiner when it has one (``refined_*``, the default path) and of its boxes.
     """
     from stream.source import read_frames
     from train.synth.scenes import load_clip_truth
 
     truth = load_clip_truth(clip_dir)
     frames = read_frames(Path(clip_dir) / "clip.mp4")
-    with full_curve(detector):
+    with full_curve(detector), head_corners(detector) as refiner:
         preds = detector.detect(frames)
     gts, kept_preds, inside, inside_c = [], [], [], []
     W, H = truth.size
@@ -202,14 +215,23 @@ def evaluate_clip(detector, clip_dir: Path, conf: float = 0.25, min_visibility: 
         inside_c.append(np.array([p.corners for p in full], np.float32).reshape(-1, 4, 2))
     report = detection_report(kept_preds, gts, conf=conf)
     if with_corners and getattr(detector, "has_corners", False):
-        report["corners"] = corner_summary(corner_errors(kept_preds, inside, inside_c, conf=conf))
         # Reference: the detected box's own corners as the plate corners (what a box-only
-        # detector offers); a corner model is only useful where it beats this.
+        # detector offers); corners are only useful where they beat this.
         as_box = [[replace(d, corners=np.array([[d.box[0], d.box[1]], [d.box[2], d.box[1]], [d.box[2], d.box[3]],
                                                 [d.box[0], d.box[3]]], np.float32)) for d in dets] for dets in kept_preds]
-        if report["corners"]:
-            report["corners"]["box_corners_median_pct"] = corner_summary(
-                corner_errors(as_box, inside, inside_c, conf=conf))["median_pct"]
+        summary = {"box_corners_median_pct": corner_summary(corner_errors(as_box, inside, inside_c, conf=conf))}
+        summary["box_corners_median_pct"] = (summary["box_corners_median_pct"] or {}).get("median_pct")
+        head = corner_summary(corner_errors(kept_preds, inside, inside_c, conf=conf))
+        if head:
+            summary.update(head)
+        if refiner is not None:
+            corners = refiner.corners(frames, [np.array([d.box for d in ds], np.float32) for ds in kept_preds])
+            refined = [[replace(d, corners=c) for d, c in zip(ds, cs)] for ds, cs in zip(kept_preds, corners)]
+            ref = corner_summary(corner_errors(refined, inside, inside_c, conf=conf))
+            if ref:
+                summary.update({"plates": ref["plates"], "refined_median_pct": ref["median_pct"],
+                                "refined_p90_pct": ref["p90_pct"]})
+        report["corners"] = summary if "plates" in summary else None
     return report
 
 
@@ -393,10 +415,13 @@ def _width_table(first: str, rows: dict[str, dict]) -> list[str]:
 def format_extras(corners: dict, study: dict | None, speed: dict | None, roi: dict | None = None) -> str:
     lines = []
     if corners and any(corners.values()):
+        fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
         lines += ["", "Corner error (mean of the 4 corners, % of plate width; matched plates at the threshold):", "",
-                  "| set | plates | median % | p90 % | box corners instead, median % |", "|---|---|---|---|---|"]
-        lines += [f"| {k} | {v['plates']} | {v['median_pct']:.2f} | {v['p90_pct']:.2f} | "
-                  f"{v.get('box_corners_median_pct', float('nan')):.2f} |" for k, v in corners.items() if v]
+                  "| set | plates | corner head median % | p90 % | refined (default) median % | p90 % "
+                  "| box corners instead, median % |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {k} | {v['plates']} | {fmt(v.get('median_pct'))} | {fmt(v.get('p90_pct'))} | "
+                  f"{fmt(v.get('refined_median_pct'))} | {fmt(v.get('refined_p90_pct'))} | "
+                  f"{fmt(v.get('box_corners_median_pct'))} |" for k, v in corners.items() if v]
     if study:
         lines += ["", f"Small plates: recall by plate width on {study['frames']} synthetic "
                   f"{study['frame_size'][0]}x{study['frame_size'][1]} frames, by network input size "

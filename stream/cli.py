@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "several inputs, the parent of one folder per input")
     g = p.add_argument_group("models")
     g.add_argument("--detector", type=Path, default=None, help="detector weights (.safetensors from train.detector)")
+    g.add_argument("--corner-refiner", type=Path, default=None, metavar="PATH",
+                   help="corner refiner weights (.safetensors from train.corners; default: the shipped one)")
+    g.add_argument("--no-corner-refiner", action="store_true",
+                   help="use the detector's own corners for rectification instead of re-finding them in the "
+                        "full-resolution frame (saves ~2 ms per plate per detector frame on the CPU)")
     g.add_argument("--generator", type=Path, default=None, help="generator weights (.safetensors from train.generator)")
     g.add_argument("--no-sr", action="store_true", help="track only, no super-resolution (insets show nothing)")
     g.add_argument("--backend", default="auto", choices=("auto", "eager", "compile", "onnx", "tensorrt"),
@@ -242,7 +247,8 @@ def _load_models(args: argparse.Namespace):
         torch.set_num_threads(args.threads)
     configure_opencv_threads()
     detector = PlateDetector(args.detector, DetectorConfig(imgsz=args.imgsz, conf=args.conf, device=args.device,
-                                                           roi=args.roi))
+                                                           roi=args.roi, refine_corners=not args.no_corner_refiner,
+                                                           refiner_weights=args.corner_refiner))
     enhancer = None if args.no_sr else PlateEnhancer(args.generator, EnhancerConfig(
         device=args.device, backend=args.backend, precision=args.precision))
     fusion = None if args.no_sr else _fusion(args)

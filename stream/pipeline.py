@@ -573,6 +573,8 @@ class EnhancePipeline:
                    "trained": info.get("phase") or info.get("model_yaml")}
             if model is self.detector and self._roi is not None:
                 out["region_of_interest"] = list(self._roi)
+            if model is self.detector and info.get("corner_refiner"):
+                out["corner_refiner_sha256"] = info["corner_refiner"]["sha256"]
             return {k: v for k, v in out.items() if v is not None}
 
         return {"detector": describe(self.detector), "generator": describe(self.enhancer),

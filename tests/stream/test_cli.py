@@ -69,6 +69,14 @@ def test_backend_that_cannot_run_here_is_a_one_line_error(tmp_path):
     assert proc.returncode == 2
 
 
+def test_missing_corner_refiner_weights_is_a_one_line_error(tmp_path):
+    from conftest import make_video
+
+    clip = make_video(tmp_path / "v.mp4", n_frames=3)
+    proc = run_cli(str(clip), "-o", str(tmp_path / "o"), "--corner-refiner", str(tmp_path / "none.safetensors"))
+    assert_one_line_error(proc, "corner refiner weights not found")
+
+
 def test_missing_fusion_weights_is_a_one_line_error(tmp_path):
     from conftest import make_video
 
@@ -92,6 +100,7 @@ def test_no_read_run(tmp_path):
     # provenance: the models that ran, on the default CPU paths
     models = report["models"]
     assert models["detector"]["backend"] == "onnx" and len(models["detector"]["weights_sha256"]) == 16
+    assert len(models["detector"]["corner_refiner_sha256"]) == 16  # on by default
     assert models["generator"]["backend"] == "onnx" and models["generator"]["precision"] == "int8"
     assert models["generator"]["arch"] == "espcn_res" and len(models["generator"]["weights_sha256"]) == 16
     assert models["fusion"] is None
