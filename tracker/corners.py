@@ -22,9 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import save_file
 from torch import nn
+
+from tracker.weights_file import read_weights_file
 
 CROP_H, CROP_W = 48, 128     # network input (px)
 MARGIN_X = 0.25              # of the box width, each side
@@ -132,14 +133,7 @@ def save_refiner(model: CornerNet, path: str | Path, info: dict | None = None) -
 def load_refiner(path: str | Path | None = None) -> tuple[CornerNet, dict]:
     """(eval CornerNet, metadata) from a weights file written by :func:`save_refiner`."""
     path = Path(path) if path is not None else REFINER_WEIGHTS
-    if not path.is_file():
-        raise RefinerWeightsError(f"corner refiner weights not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise RefinerWeightsError(f"cannot read corner refiner weights {path}: {exc}") from None
+    meta, state = read_weights_file(path, "corner refiner", RefinerWeightsError)
     if meta.get("arch") != "CornerNet":
         raise RefinerWeightsError(f"{path} is not a corner refiner file")
     if json.loads(meta.get("crop", "[]")) != [CROP_H, CROP_W] or \

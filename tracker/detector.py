@@ -25,11 +25,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from tracker.types import Detection, clip_roi
+from tracker.weights_file import read_weights_file
 
 MODEL_YAML = Path(__file__).parent / "models" / "plate_yolov8p.yaml"
 POSE_MODEL_YAML = Path(__file__).parent / "models" / "plate_yolov8p_pose.yaml"
@@ -90,14 +90,7 @@ def load_detector_model(path: str | Path | None = None) -> tuple[nn.Module, dict
     from ultralytics.nn.tasks import DetectionModel, PoseModel
 
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
-    if not path.is_file():
-        raise DetectorWeightsError(f"detector weights not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise DetectorWeightsError(f"cannot read detector weights {path}: {exc}") from None
+    meta, state = read_weights_file(path, "detector", DetectorWeightsError)
     if "yaml" not in meta:
         raise DetectorWeightsError(f"{path} is not a plate detector file (no model yaml in its metadata)")
     yaml = json.loads(meta["yaml"])
