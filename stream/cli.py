@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="corner refiner weights (.safetensors from train.corners; default: the shipped one)")
     g.add_argument("--no-corner-refiner", action="store_true",
                    help="use the detector's own corners for rectification instead of re-finding them in the "
-                        "full-resolution frame (saves ~2 ms per plate per detector frame on the CPU)")
+                        "full-resolution frame (saves ~1.5 ms per plate per detector frame on the CPU)")
     g.add_argument("--generator", type=Path, default=None, help="generator weights (.safetensors from train.generator)")
     g.add_argument("--no-sr", action="store_true", help="track only, no super-resolution (insets show nothing)")
     g.add_argument("--backend", default="auto", choices=("auto", "eager", "compile", "onnx", "tensorrt"),

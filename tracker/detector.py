@@ -29,7 +29,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from tracker.types import Detection, clip_roi
-from tracker.weights_file import read_weights_file
+from tracker.weights_file import default_cache_dir, onnx_available, read_weights_file
 
 MODEL_YAML = Path(__file__).parent / "models" / "plate_yolov8p.yaml"
 POSE_MODEL_YAML = Path(__file__).parent / "models" / "plate_yolov8p_pose.yaml"
@@ -126,20 +126,6 @@ def update_detector_info(path: str | Path, **fields) -> dict:
     return info
 
 
-def default_cache_dir() -> Path:
-    """Where exported ONNX graphs are cached: $LICENSE_ENHANCER_CACHE or ~/.cache/license-enhancer."""
-    root = os.environ.get("LICENSE_ENHANCER_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "license-enhancer"
-    return Path(root)
-
-
-def onnx_available() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def export_onnx(model: nn.Module, key: str, cache_dir: Path | None = None) -> Path:
     """Export a fused detector to ONNX (dynamic batch, height, width; opset 17) once; returns the path.
 
@@ -223,7 +209,7 @@ class PlateDetector:
             from tracker.corners import CornerRefiner, RefinerWeightsError
 
             try:
-                self.refiner = CornerRefiner(config.refiner_weights, device=config.device)
+                self.refiner = CornerRefiner(config.refiner_weights, device=config.device, cache_dir=config.cache_dir)
             except RefinerWeightsError as exc:
                 raise DetectorWeightsError(str(exc)) from None
             self.info["corner_refiner"] = {"sha256": self.refiner.info["sha256"],

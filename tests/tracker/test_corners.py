@@ -50,10 +50,8 @@ def test_weights_round_trip_and_bad_files(tmp_path):
         load_refiner(POSE_WEIGHTS)
 
 
-def test_no_boxes_no_corners():
-    net = CornerNet(8).eval()
-    ref = CornerRefiner.__new__(CornerRefiner)
-    ref.model, ref.device, ref.info = net, "cpu", {}
+def test_no_boxes_no_corners(tmp_path):
+    ref = CornerRefiner(save_refiner(CornerNet(8).eval(), tmp_path / "r.safetensors"), cache_dir=tmp_path)
     out = ref.corners([np.zeros((90, 160, 3), np.uint8)] * 2, [np.zeros((0, 4)), np.array([[10, 10, 60, 30]])])
     assert out[0].shape == (0, 4, 2) and out[1].shape == (1, 4, 2)
 
@@ -85,3 +83,18 @@ def test_shipped_refiner_beats_the_box_corners_on_a_held_out_frame():
             box_errs.append(np.linalg.norm(as_box - t.corners, axis=1).mean() / width)
     assert len(errs) >= 3
     assert np.median(errs) < 0.03 and np.median(errs) < np.median(box_errs), (errs, box_errs)
+
+
+def test_onnx_backend_matches_torch_and_caches_its_export(tmp_path):
+    frame = np.random.default_rng(0).integers(0, 255, (360, 640, 3), np.uint8)
+    boxes = np.array([[100, 100, 220, 140], [400, 200, 430, 212]], np.float32)
+    eager = CornerRefiner(backend="torch")
+    onnx = CornerRefiner(backend="onnx", cache_dir=tmp_path)
+    assert eager.backend == "torch" and onnx.backend == "onnx"
+    assert len(list(tmp_path.glob("corner-refiner-*.onnx"))) == 1
+    [a], [b] = eager.corners([frame], [boxes]), onnx.corners([frame], [boxes])
+    np.testing.assert_allclose(a, b, atol=0.01)  # frame px
+    assert CornerRefiner(cache_dir=tmp_path).backend == "onnx"  # auto on the CPU; reuses the export
+    assert len(list(tmp_path.glob("*.onnx"))) == 1
+    with pytest.raises(ValueError, match="unknown corner refiner backend"):
+        CornerRefiner(backend="tensorrt")

@@ -43,8 +43,9 @@ def test_box_only_model_still_trains_and_loads(tmp_path):
     out = tmp_path / "box.safetensors"
     main(["--synthetic", "8", "--model", str(MODEL_YAML), "--epochs", "1", "--imgsz", "128", "--batch", "4",
           "--out", str(out), "--workdir", str(tmp_path / "work")])
-    det = PlateDetector(out, TORCH)
+    det = PlateDetector(out, DetectorConfig(backend="torch", refine_corners=False))
     assert not det.has_corners and det.info["kpt_shape"] is None
+    assert PlateDetector(out, TORCH).has_corners  # the corner refiner gives a box model corners
 
 
 def test_openalpr_split_is_fixed_and_eu_is_refused(tmp_path):
