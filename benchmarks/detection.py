@@ -219,8 +219,8 @@ def evaluate_clip(detector, clip_dir: Path, conf: float = 0.25, min_visibility: 
         # detector offers); corners are only useful where they beat this.
         as_box = [[replace(d, corners=np.array([[d.box[0], d.box[1]], [d.box[2], d.box[1]], [d.box[2], d.box[3]],
                                                 [d.box[0], d.box[3]]], np.float32)) for d in dets] for dets in kept_preds]
-        summary = {"box_corners_median_pct": corner_summary(corner_errors(as_box, inside, inside_c, conf=conf))}
-        summary["box_corners_median_pct"] = (summary["box_corners_median_pct"] or {}).get("median_pct")
+        box = corner_summary(corner_errors(as_box, inside, inside_c, conf=conf))
+        summary = {"box_corners_median_pct": box["median_pct"] if box else None}
         head = corner_summary(corner_errors(kept_preds, inside, inside_c, conf=conf))
         if head:
             summary.update(head)

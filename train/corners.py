@@ -14,7 +14,7 @@ own resampling would). Every step draws plates and makes one training patch each
 detector would hand them over: the true box moved and resized at random (the detector's box
 error), a third of the plates first shrunk to 14-40 px wide (small, distant plates), then
 brightness, contrast, blur, noise, JPEG and mirror augmentations. Loss: L1 of the corners in
-units of the box width (the benchmark's corner error). The validation split's plates, with a fixed
+units of the true plate width (as the benchmark's corner error). The validation split's plates, with a fixed
 draw of box errors, give the median corner error per checkpoint (CSV log beside the weights).
 """
 from __future__ import annotations
