@@ -130,15 +130,19 @@ def detection_report(preds: Sequence[Sequence[Detection]], gts: Sequence[np.ndar
 
 
 @contextmanager
-def full_curve(detector, conf: float = 0.01) -> Iterator[None]:
+def full_curve(detector, conf: float = 0.01) -> Iterator[object | None]:
     """Run ``detector`` at a low threshold inside the block, so the precision-recall curve (and
-    AP50) covers the whole range; its own threshold is restored afterwards, also on errors."""
-    saved = detector.config
-    detector.config = replace(saved, conf=conf)
+    AP50) covers the whole range, and without its corner refiner (corners play no part in the
+    curve, and at this threshold it would refine up to ``max_det`` candidates per image): the
+    detections carry the corner head's own corners (none for a box-only model). Yields the
+    refiner (None without one), to apply to the detections that count; the detector's own
+    settings are restored afterwards, also on errors."""
+    saved, refiner = detector.config, getattr(detector, "refiner", None)
+    detector.config, detector.refiner = replace(saved, conf=conf), None
     try:
-        yield
+        yield refiner
     finally:
-        detector.config = saved
+        detector.config, detector.refiner = saved, refiner
 
 
 def corner_errors(preds: Sequence[Sequence[Detection]], gts: Sequence[np.ndarray], gt_corners: Sequence[np.ndarray],
@@ -170,18 +174,6 @@ def corner_summary(errs: np.ndarray) -> dict | None:
             "p90_pct": round(100 * float(np.percentile(errs, 90)), 2)}
 
 
-@contextmanager
-def head_corners(detector) -> Iterator[object | None]:
-    """Detections carry the corner head's own corners (none for a box-only model) while inside;
-    yields the detector's corner refiner (None without one), to apply to the same boxes."""
-    refiner = getattr(detector, "refiner", None)
-    detector.refiner = None
-    try:
-        yield refiner
-    finally:
-        detector.refiner = refiner
-
-
 def evaluate_clip(detector, clip_dir: Path, conf: float = 0.25, min_visibility: float = 0.5,
                   with_corners: bool = False) -> dict:
     """Run ``detector`` on every frame of a synthetic clip and report against its ground truth.
@@ -197,7 +189,7 @@ def evaluate_clip(detector, clip_dir: Path, conf: float = 0.25, min_visibility: 
 
     truth = load_clip_truth(clip_dir)
     frames = read_frames(Path(clip_dir) / "clip.mp4")
-    with full_curve(detector), head_corners(detector) as refiner:
+    with full_curve(detector) as refiner:
         preds = detector.detect(frames)
     gts, kept_preds, inside, inside_c = [], [], [], []
     W, H = truth.size
@@ -225,8 +217,9 @@ def evaluate_clip(detector, clip_dir: Path, conf: float = 0.25, min_visibility: 
         if head:
             summary.update(head)
         if refiner is not None:
-            corners = refiner.corners(frames, [np.array([d.box for d in ds], np.float32) for ds in kept_preds])
-            refined = [[replace(d, corners=c) for d, c in zip(ds, cs)] for ds, cs in zip(kept_preds, corners)]
+            scored = [[d for d in ds if d.score >= conf] for ds in kept_preds]  # what corner_errors counts
+            corners = refiner.corners(frames, [np.array([d.box for d in ds], np.float32) for ds in scored])
+            refined = [[replace(d, corners=c) for d, c in zip(ds, cs)] for ds, cs in zip(scored, corners)]
             ref = corner_summary(corner_errors(refined, inside, inside_c, conf=conf))
             if ref:
                 summary.update({"plates": ref["plates"], "refined_median_pct": ref["median_pct"],

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import warnings
 from pathlib import Path
 
 import cv2
@@ -27,7 +25,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from tracker.weights_file import default_cache_dir, onnx_available, read_weights_file
+from tracker.weights_file import cpu_session, export_onnx_cached, onnx_available, read_weights_file
 
 CROP_H, CROP_W = 48, 128     # network input (px)
 MARGIN_X = 0.25              # of the box width, each side
@@ -156,9 +154,8 @@ class CornerRefiner:
 
     backend: "auto" (ONNX Runtime on the CPU when installed: 4.6-5.2 ms for 3 plates of a 1080p
     frame, patch cutting included, against 8.1-8.7 ms for eager torch; eager torch otherwise),
-    "torch" or "onnx". The ONNX
-    graph is exported once per weights file and cached (``cache_dir``, default
-    :func:`tracker.weights_file.default_cache_dir`)."""
+    "torch" or "onnx". The ONNX graph is exported once per weights file and cached (``cache_dir``,
+    :func:`tracker.weights_file.export_onnx_cached`)."""
 
     def __init__(self, weights: str | Path | None = None, device: str = "cpu", backend: str = "auto",
                  cache_dir: Path | None = None) -> None:
@@ -173,26 +170,15 @@ class CornerRefiner:
         self.backend = "onnx" if self._session is not None else "torch"
 
     def _onnx_session(self, cache_dir: Path | None):
-        import onnxruntime as ort
+        def export() -> Path:
+            return export_onnx_cached(self.model.cpu().eval(), torch.zeros(1, 3, CROP_H, CROP_W), "corner-refiner",
+                                      self.info["sha256"], cache_dir, input_names=["patches"],
+                                      output_names=["corners"],
+                                      dynamic_axes={"patches": {0: "batch"}, "corners": {0: "batch"}})
 
-        key = hashlib.sha256(f"{self.info['sha256']}|{torch.__version__}|{ort.__version__}|v1".encode()).hexdigest()[:20]
-        path = Path(cache_dir or default_cache_dir()) / f"corner-refiner-{key}.onnx"
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.onnx")
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
-                torch.onnx.export(self.model.cpu().eval(), (torch.zeros(1, 3, CROP_H, CROP_W),), str(tmp),
-                                  input_names=["patches"], output_names=["corners"],
-                                  dynamic_axes={"patches": {0: "batch"}, "corners": {0: "batch"}},
-                                  opset_version=17, do_constant_folding=True, dynamo=False)
-            os.replace(tmp, path)
-        opts = ort.SessionOptions()
-        # One thread, no spinning: a few small patches per detector frame; the pipeline's other
-        # stages need the second core.
-        opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        # One thread: a few small patches per detector frame; the pipeline's other stages need
+        # the second core.
+        return cpu_session(export, 1, "corner refiner", RefinerWeightsError)
 
     @torch.inference_mode()
     def _predict(self, x: torch.Tensor) -> np.ndarray:

@@ -29,7 +29,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from tracker.types import Detection, clip_roi
-from tracker.weights_file import default_cache_dir, onnx_available, read_weights_file
+from tracker.weights_file import cpu_session, export_onnx_cached, onnx_available, read_weights_file
 
 MODEL_YAML = Path(__file__).parent / "models" / "plate_yolov8p.yaml"
 POSE_MODEL_YAML = Path(__file__).parent / "models" / "plate_yolov8p_pose.yaml"
@@ -126,33 +126,22 @@ def update_detector_info(path: str | Path, **fields) -> dict:
     return info
 
 
-def export_onnx(model: nn.Module, key: str, cache_dir: Path | None = None) -> Path:
-    """Export a fused detector to ONNX (dynamic batch, height, width; opset 17) once; returns the path.
+def export_onnx(model: nn.Module, weights_sha: str, cache_dir: Path | None = None) -> Path:
+    """Export a fused detector to ONNX (dynamic batch, height, width) once; returns the path.
 
     The graph takes (B, 3, H, W) float32 RGB in [0, 1] (H, W multiples of 32) and returns the
     raw head output (B, 4 + nc [+ 12 corner values], anchors), boxes in input px, as the
-    torch model does. Cached as ``detector-<key>.onnx``; a concurrent writer is harmless.
+    torch model does. Cached as ``detector-<key>.onnx`` (:func:`tracker.weights_file.export_onnx_cached`).
     """
     import copy
 
-    cache_dir = Path(cache_dir or default_cache_dir())
-    path = cache_dir / f"detector-{key}.onnx"
-    if path.is_file():
-        return path
-    cache_dir.mkdir(parents=True, exist_ok=True)
     net = copy.deepcopy(model).float().eval()
     head = net.model[-1]
     head.dynamic, head.export, head.format = True, True, "onnx"
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.onnx")
-    import warnings
-
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
-        torch.onnx.export(net, (torch.zeros(1, 3, 384, 640),), str(tmp), input_names=["images"], output_names=["output0"],
-                          dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "output0": {0: "batch", 2: "anchors"}},
-                          opset_version=17, do_constant_folding=True, dynamo=False)
-    os.replace(tmp, path)
-    return path
+    return export_onnx_cached(net, torch.zeros(1, 3, 384, 640), "detector", weights_sha, cache_dir,
+                              input_names=["images"], output_names=["output0"],
+                              dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"},
+                                            "output0": {0: "batch", 2: "anchors"}})
 
 
 @dataclass(frozen=True)
@@ -231,26 +220,8 @@ class PlateDetector:
         return name
 
     def _onnx_session(self):
-        import onnxruntime as ort
-
-        key = hashlib.sha256(f"{self.info['sha256']}|{torch.__version__}|{ort.__version__}|v1".encode()).hexdigest()[:20]
-        path = export_onnx(self.model, key, self.config.cache_dir)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = torch.get_num_threads()
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # No busy-waiting after a run: the pipeline's other stages need the cores right away
-        # (measured, 720p on 2 cores: 40.3 -> 32.4 ms median per frame, p90 54.8 -> 34.2).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # a corrupt cache file: export again once
-            path.unlink(missing_ok=True)
-            path = export_onnx(self.model, key, self.config.cache_dir)
-            try:
-                return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-            except Exception:
-                raise DetectorWeightsError(f"ONNX Runtime cannot load the exported detector: {exc}") from None
+        return cpu_session(lambda: export_onnx(self.model, self.info["sha256"], self.config.cache_dir),
+                           torch.get_num_threads(), "detector", DetectorWeightsError)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw head output (B, 4 + nc [+ 12], anchors) for a letterboxed batch (B, 3, H, W) in [0, 1]."""
