@@ -35,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tracker.detector import BACKENDS
 from tracker.types import Detection
+from tracker.weights_file import OPENVINO_PRECISIONS
 
 WIDTH_BINS: tuple[tuple[str, float, float], ...] = (("<40px", 0, 40), ("40-80px", 40, 80), (">80px", 80, 1e9))
 
@@ -277,7 +279,8 @@ def _study_frames(size: tuple[int, int], n_scenes: int, frames_per_scene: int, s
 
 
 def small_plate_study(weights: Path | None, imgsz_list: Sequence[int], n_scenes: int = 4, frames_per_scene: int = 6,
-                      conf: float = 0.25, size: tuple[int, int] = (1920, 1080), backend: str = "auto") -> dict:
+                      conf: float = 0.25, size: tuple[int, int] = (1920, 1080), backend: str = "auto",
+                      precision: str = "auto") -> dict:
     """Recall by plate width (:data:`STUDY_BINS`, px at the frame) on synthetic ``size`` frames
     (plates 12..100 px wide, seeds 9101...) at each network input size in ``imgsz_list``, with the
     median ms per frame. Frames are rendered directly (no video compression)."""
@@ -286,7 +289,8 @@ def small_plate_study(weights: Path | None, imgsz_list: Sequence[int], n_scenes:
     frames, truths = _study_frames(size, n_scenes, frames_per_scene, 9101)
     out = {"frame_size": list(size), "frames": len(frames), "conf": conf, "by_imgsz": {}}
     for imgsz in imgsz_list:
-        det = PlateDetector(weights, DetectorConfig(imgsz=imgsz, conf=conf, batch_size=1, backend=backend))
+        det = PlateDetector(weights, DetectorConfig(imgsz=imgsz, conf=conf, batch_size=1, backend=backend,
+                                                    precision=precision))
         out["by_imgsz"][str(imgsz)] = _recall_by_width(det, frames, truths)
     return out
 
@@ -296,7 +300,7 @@ ROI_STUDY_REGIONS: tuple[tuple[int, int], ...] = ((1280, 720), (960, 540))
 
 def roi_study(weights: Path | None, n_scenes: int = 12, frames_per_scene: int = 6, conf: float = 0.25,
               size: tuple[int, int] = (1920, 1080), regions: Sequence[tuple[int, int]] = ROI_STUDY_REGIONS,
-              backend: str = "auto") -> dict:
+              backend: str = "auto", precision: str = "auto") -> dict:
     """Small plates on a fixed camera: the whole frame at imgsz 640 and 1280 against a centred
     region of interest (``DetectorConfig.roi``, each of ``regions`` w x h px) at imgsz 640.
 
@@ -315,21 +319,42 @@ def roi_study(weights: Path | None, n_scenes: int = 12, frames_per_scene: int = 
     out = {"frame_size": [W, H], "frames": len(frames), "conf": conf,
            "scored_region": [ex, ey, ew, eh], "rows": {}}
     for name, roi, imgsz in configs:
-        det = PlateDetector(weights, DetectorConfig(imgsz=imgsz, conf=conf, batch_size=1, backend=backend, roi=roi))
+        det = PlateDetector(weights, DetectorConfig(imgsz=imgsz, conf=conf, batch_size=1, backend=backend,
+                                                    precision=precision, roi=roi))
         inside = lambda p: p.box[0] >= ex and p.box[1] >= ey and p.box[2] <= ex + ew and p.box[3] <= ey + eh  # noqa: E731
         out["rows"][name] = {"roi": list(roi) if roi else None, "imgsz": imgsz,
                              **_recall_by_width(det, frames, truths, inside)}
     return out
 
 
-def time_backends(weights: Path | None, backends: Sequence[str] = ("torch", "onnx"), imgsz: int = 640,
+def speed_variants() -> list[tuple[str, str]]:
+    """(backend, precision) pairs this machine can time: torch, ONNX Runtime, and OpenVINO in f32
+    and, where the CPU has native bf16 units, bf16 (when the packages are installed)."""
+    from tracker.weights_file import onnx_available, openvino_available
+
+    out = [("torch", "f32")]
+    if onnx_available():
+        out.append(("onnx", "f32"))
+        if openvino_available():
+            import openvino as ov
+
+            out.append(("openvino", "f32"))
+            if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+                out.append(("openvino", "bf16"))
+    return out
+
+
+def time_backends(weights: Path | None, variants: Sequence[tuple[str, str]] | None = None, imgsz: int = 640,
                   size: tuple[int, int] = (1280, 720), repeats: int = 30, threads: int = 2) -> dict:
     """Median (and p90) ms per ``size`` frame through ``PlateDetector.detect`` (letterbox, network,
-    NMS, boxes) per back end, one frame per call, ``threads`` torch / ONNX Runtime threads."""
+    NMS, boxes, the corner refiner) per (backend, precision) in ``variants`` (default
+    :func:`speed_variants`), one frame per call, ``threads`` torch / ONNX Runtime / OpenVINO
+    threads; with the default back end's name and the CPU's vector extensions."""
     import time
 
     import torch
 
+    from benchmarks.throughput import machine
     from tracker.detector import DetectorConfig, PlateDetector
     from train.synth.scenes import SceneConfig, render_scene_frame
 
@@ -337,9 +362,12 @@ def time_backends(weights: Path | None, backends: Sequence[str] = ("torch", "onn
     torch.set_num_threads(threads)
     try:
         frame, _ = render_scene_frame(SceneConfig(width=size[0], height=size[1]), 9201, 5)
-        out = {"frame_size": list(size), "imgsz": imgsz, "threads": threads, "ms": {}}
-        for be in backends:
-            det = PlateDetector(weights, DetectorConfig(imgsz=imgsz, batch_size=1, backend=be))
+        auto = PlateDetector(weights, DetectorConfig(imgsz=imgsz, batch_size=1))
+        out = {"frame_size": list(size), "imgsz": imgsz, "threads": threads, "ms": {},
+               "default": f"{auto.backend} {auto.precision}", "machine": machine()}
+        for be, precision in variants or speed_variants():
+            det = PlateDetector(weights, DetectorConfig(imgsz=imgsz, batch_size=1, backend=be,
+                                                        precision=precision if be == "openvino" else "auto"))
             for _ in range(3):
                 det.detect([frame])
             ts = []
@@ -347,7 +375,8 @@ def time_backends(weights: Path | None, backends: Sequence[str] = ("torch", "onn
                 t0 = time.perf_counter()
                 det.detect([frame])
                 ts.append(1000 * (time.perf_counter() - t0))
-            out["ms"][be] = {"median": round(float(np.median(ts)), 2), "p90": round(float(np.percentile(ts, 90)), 2)}
+            out["ms"][f"{be} {det.precision}"] = {"median": round(float(np.median(ts)), 2),
+                                                  "p90": round(float(np.percentile(ts, 90)), 2)}
         return out
     finally:
         torch.set_num_threads(saved)
@@ -427,8 +456,11 @@ def format_extras(corners: dict, study: dict | None, speed: dict | None, roi: di
                   f"inside the centred {ew}x{eh} region; count in brackets), conf {roi['conf']}, one frame per call:", "",
                   *_width_table("search", roi["rows"])]
     if speed:
-        lines += ["", f"Speed: ms per {speed['frame_size'][0]}x{speed['frame_size'][1]} frame at imgsz {speed['imgsz']}, "
-                  f"{speed['threads']} threads ({speed.get('conditions', '')}):", "",
+        m = speed.get("machine", {})
+        lines += ["", f"Speed: ms per {speed['frame_size'][0]}x{speed['frame_size'][1]} frame at imgsz {speed['imgsz']} "
+                  f"(`PlateDetector.detect`: letterbox, network, NMS, corner refiner), {speed['threads']} threads, "
+                  f"{m.get('cpu', '?')} with {', '.join(m.get('isa', [])) or 'no listed vector extensions'} "
+                  f"({speed.get('conditions', '')}); default back end here: {speed.get('default', '?')}:", "",
                   "| backend | median ms | p90 ms |", "|---|---|---|"]
         lines += [f"| {be} | {v['median']:.1f} | {v['p90']:.1f} |" for be, v in speed["ms"].items()]
     return "\n".join(lines)
@@ -468,13 +500,15 @@ def plot_study(study: dict, path: Path, roi: dict | None = None) -> None:
 
 
 def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict]:
-    """All photo and clip sets for one weights file; returns (rows, corner summaries)."""
+    """All photo and clip sets for one weights file; returns (rows, corner summaries); the rows'
+    back end and precision go into ``rows["_backend"]``."""
     from tracker.detector import DetectorConfig, PlateDetector
     from train.detector import openalpr_split
     from train.synth.scenes import SceneConfig, write_scene_clip
 
-    detector = PlateDetector(weights, DetectorConfig(imgsz=args.imgsz, conf=args.conf))
-    rows, corners = {}, {}
+    config = DetectorConfig(imgsz=args.imgsz, conf=args.conf, backend=args.backend, precision=args.precision)
+    detector = PlateDetector(weights, config)
+    rows, corners = {"_backend": f"{detector.backend} {detector.precision}"}, {}
     if not args.quick:
         us = args.data / "openalpr" / "us"
         eu = args.data / "openalpr" / "eu"
@@ -488,7 +522,7 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict]:
         # The photos hold no plate under 40 px: the same plates shrunk into 1080p frames, at this
         # input size and at 1280.
         for imgsz in dict.fromkeys((args.imgsz, 1280)):
-            det = detector if imgsz == args.imgsz else PlateDetector(weights, DetectorConfig(imgsz=imgsz, conf=args.conf))
+            det = detector if imgsz == args.imgsz else PlateDetector(weights, replace(config, imgsz=imgsz))
             for name, folder, files in sets:
                 if folder.is_dir():
                     rows[name.format(f"real plates shrunk to 16-64 px in 1080p frames, imgsz {imgsz}")] = evaluate_shrunk(
@@ -521,6 +555,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="input sizes for the small-plate study on 1080p frames ('' to skip)")
     p.add_argument("--no-roi-study", dest="roi_study", action="store_false",
                    help="skip the region-of-interest study on 1080p frames")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="detector back end for the scored sets")
+    p.add_argument("--precision", default="auto", choices=OPENVINO_PRECISIONS,
+                   help="OpenVINO's precision for the scored sets (auto: bf16 where the CPU has native bf16)")
     p.add_argument("--no-speed", action="store_true", help="skip the per-backend timing")
     p.add_argument("--conditions", default="", help="free text on the machine's state, stored with the timings")
     p.add_argument("--quick", action="store_true", help="one short clip, no photos, no study, no timing")
@@ -533,17 +570,20 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows, corners = evaluate_model(args.detector, args, Path(tmp))
         doc = {"imgsz": args.imgsz, "conf": args.conf, "detector": str(args.detector or "shipped default"),
+               "backend": rows.pop("_backend"),
                "detector_info": {k: v for k, v in load_detector_model(args.detector)[1].items() if k != "names"},
                "sets": rows, "corners": corners}
         if args.compare:
             c_rows, c_corners = evaluate_model(args.compare, args, Path(tmp))
+            c_rows.pop("_backend")
             doc["compare"] = {"detector": str(args.compare), "sets": c_rows, "corners": c_corners}
     study = speed = roi = None
     if not args.quick and args.study_imgsz:
-        study = small_plate_study(args.detector, [int(v) for v in args.study_imgsz.split(",")], conf=args.conf)
+        study = small_plate_study(args.detector, [int(v) for v in args.study_imgsz.split(",")], conf=args.conf,
+                                  backend=args.backend, precision=args.precision)
         doc["small_plate_study"] = study
     if not args.quick and args.roi_study:
-        roi = roi_study(args.detector, conf=args.conf)
+        roi = roi_study(args.detector, conf=args.conf, backend=args.backend, precision=args.precision)
         doc["roi_study"] = roi
     if not args.quick and not args.no_speed:
         speed = time_backends(args.detector)
@@ -551,7 +591,8 @@ def main(argv: list[str] | None = None) -> None:
         doc["speed"] = speed
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "detection.json").write_text(json.dumps(doc, indent=2))
-    table = format_table(rows) + format_extras(corners, study, speed, roi)
+    table = (f"Scored with the detector on {doc['backend']}.\n\n" + format_table(rows)
+             + format_extras(corners, study, speed, roi))
     if args.compare:
         table += (f"\n\nCompared with `{args.compare.name}` on the same sets:\n\n" + format_table(doc["compare"]["sets"])
                   + format_extras(doc["compare"]["corners"], None, None))

@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-corner-refiner", action="store_true",
                    help="use the detector's own corners for rectification instead of re-finding them in the "
                         "full-resolution frame (saves ~1.5 ms per plate per detector frame on the CPU)")
+    g.add_argument("--detector-backend", default="auto", choices=("auto", "torch", "onnx", "openvino"),
+                   help="detector and corner refiner back end (default auto: OpenVINO on the CPU when installed, "
+                        "then ONNX Runtime; torch on a GPU)")
+    g.add_argument("--detector-precision", default="auto", choices=("auto", "f32", "bf16"),
+                   help="OpenVINO's precision for the detector (default auto: bf16 on CPUs with native bf16 units, "
+                        "the same plates found; else f32)")
     g.add_argument("--generator", type=Path, default=None, help="generator weights (.safetensors from train.generator)")
     g.add_argument("--no-sr", action="store_true", help="track only, no super-resolution (insets show nothing)")
     g.add_argument("--backend", default="auto", choices=("auto", "eager", "compile", "onnx", "tensorrt"),
@@ -241,14 +247,20 @@ def _load_models(args: argparse.Namespace):
     import torch
 
     from sr_model.enhancer import EnhancerConfig, PlateEnhancer
-    from tracker.detector import DetectorConfig, PlateDetector
+    from tracker.detector import DetectorConfig, DetectorWeightsError, PlateDetector
 
     if args.threads:
         torch.set_num_threads(args.threads)
     configure_opencv_threads()
-    detector = PlateDetector(args.detector, DetectorConfig(imgsz=args.imgsz, conf=args.conf, device=args.device,
-                                                           roi=args.roi, refine_corners=not args.no_corner_refiner,
-                                                           refiner_weights=args.corner_refiner))
+    config = DetectorConfig(imgsz=args.imgsz, conf=args.conf, device=args.device, roi=args.roi,
+                            refine_corners=not args.no_corner_refiner, refiner_weights=args.corner_refiner,
+                            backend=args.detector_backend, precision=args.detector_precision)
+    try:
+        detector = PlateDetector(args.detector, config)
+    except DetectorWeightsError:
+        raise
+    except ValueError as exc:  # a back end this install or device cannot run
+        raise SetupError(str(exc)) from None
     enhancer = None if args.no_sr else PlateEnhancer(args.generator, EnhancerConfig(
         device=args.device, backend=args.backend, precision=args.precision))
     fusion = None if args.no_sr else _fusion(args)

@@ -8,10 +8,11 @@ head with ``kpt_shape: [4, 3]``: the plate's corners tl, tr, br, bl), whose dete
 
 Inference is batched: frames are letterboxed (long side = ``imgsz``, padded bottom/right to
 the model stride, so 16:9 frames cost 640x384 rather than 640x640), run in one forward pass
-and filtered with ultralytics' NMS. Back ends: ``torch`` (eager, fused conv+bn) and ``onnx``
+and filtered with ultralytics' NMS. Back ends: ``torch`` (eager, fused conv+bn), ``onnx``
 (ONNX Runtime on a graph exported once per weights file and cached on disk, keyed by a hash
-of the weights and the versions); ``auto`` picks the one measured fastest for the device
-(ONNX Runtime on CPU when installed, see benchmarks/results/detection).
+of the weights and the versions) and ``openvino`` (OpenVINO on the same graph, the optional
+extra ``openvino``); ``auto`` picks the one measured fastest for the device (on the CPU
+OpenVINO when installed, then ONNX Runtime; see benchmarks/results/detection).
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from tracker.types import Detection, clip_roi
-from tracker.weights_file import cpu_session, export_onnx_cached, onnx_available, read_weights_file
+from tracker.weights_file import (OPENVINO_PRECISIONS, cpu_openvino, cpu_session, export_onnx_cached, onnx_available,
+                                  openvino_available, read_weights_file)
 
 MODEL_YAML = Path(__file__).parent / "models" / "plate_yolov8p.yaml"
 POSE_MODEL_YAML = Path(__file__).parent / "models" / "plate_yolov8p_pose.yaml"
@@ -38,7 +40,7 @@ BOX_WEIGHTS = Path(__file__).parent / "weights" / "plate_yolov8p.safetensors"  #
 # The corner model is the default: on the real US hold-out it finds 0.955 of the plates at AP50
 # 0.939 against 0.591 / 0.362 for the box model (benchmarks/results/detection).
 DEFAULT_WEIGHTS = POSE_WEIGHTS
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx", "openvino")
 
 
 class DetectorWeightsError(ValueError):
@@ -148,7 +150,9 @@ def export_onnx(model: nn.Module, weights_sha: str, cache_dir: Path | None = Non
 class DetectorConfig:
     """imgsz: long side of the network input in px; conf: minimum score kept; iou: NMS IoU;
     batch_size: frames per forward pass; max_det: detections kept per frame; backend: "auto"
-    (ONNX Runtime on CPU when installed, measured fastest, else torch), "torch" or "onnx";
+    (on the CPU OpenVINO when installed, else ONNX Runtime when installed, else torch: the
+    order measured fastest), "torch", "onnx" or "openvino"; precision: OpenVINO's, "auto"
+    (bf16 where the CPU has native bf16 units, else f32), "f32" or "bf16";
     cache_dir: where exported ONNX graphs go (None: :func:`default_cache_dir`);
     refine_corners: re-estimate each detection's corners from the full-resolution frame with the
     corner refiner (:mod:`tracker.corners`; also gives a box-only detector corners). On by
@@ -169,6 +173,7 @@ class DetectorConfig:
     max_det: int = 100
     device: str = "cpu"
     backend: str = "auto"
+    precision: str = "auto"
     cache_dir: Path | None = None
     roi: tuple[int, int, int, int] | None = None
     refine_corners: bool = True
@@ -181,8 +186,9 @@ class PlateDetector:
     >>> det = PlateDetector()                  # shipped weights
     >>> per_frame = det.detect([frame_bgr])     # list (per frame) of list[Detection]
 
-    ``backend`` (the resolved one: "torch" or "onnx") says what runs the network; ``has_corners``
-    whether detections carry ``corners``.
+    ``backend`` (the resolved one: "torch", "onnx" or "openvino") says what runs the network,
+    ``precision`` its number format ("f32", or "bf16" on OpenVINO); ``has_corners`` whether
+    detections carry ``corners``.
     """
 
     stride = 32
@@ -190,38 +196,50 @@ class PlateDetector:
     def __init__(self, weights: str | Path | None = None, config: DetectorConfig = DetectorConfig()) -> None:
         if config.backend not in BACKENDS:
             raise ValueError(f"unknown detector backend {config.backend!r}; expected one of {BACKENDS}")
+        if config.precision not in OPENVINO_PRECISIONS:
+            raise ValueError(f"unknown detector precision {config.precision!r}; expected one of {OPENVINO_PRECISIONS}")
         self.config = config
         self.model, self.info = load_detector_model(weights)
         self.model.to(config.device)
+        self.backend = self._resolve_backend(config.backend)
+        self._session = None
+        self.precision = "f32"
+        if self.backend == "onnx":
+            self._session = cpu_session(self._export, torch.get_num_threads(), "detector", DetectorWeightsError)
+        elif self.backend == "openvino":
+            self._session = cpu_openvino(self._export, torch.get_num_threads(), "detector", DetectorWeightsError,
+                                         config.precision)
+            self.precision = self._session.precision
         self.refiner = None
         if config.refine_corners:
             from tracker.corners import CornerRefiner, RefinerWeightsError
 
-            try:
-                self.refiner = CornerRefiner(config.refiner_weights, device=config.device, cache_dir=config.cache_dir)
+            try:  # on the detector's back end and precision
+                self.refiner = CornerRefiner(config.refiner_weights, device=config.device, backend=self.backend,
+                                             cache_dir=config.cache_dir, precision=self.precision)
             except RefinerWeightsError as exc:
                 raise DetectorWeightsError(str(exc)) from None
             self.info["corner_refiner"] = {"sha256": self.refiner.info["sha256"],
                                            "validation": self.refiner.info.get("validation")}
         self.has_corners = self.info.get("kpt_shape") is not None or self.refiner is not None
-        self.backend = self._resolve_backend(config.backend)
-        self._session = None
-        if self.backend == "onnx":
-            self._session = self._onnx_session()
 
     def _resolve_backend(self, name: str) -> str:
+        on_cpu = str(self.config.device) == "cpu"
         if name == "auto":
-            return "onnx" if str(self.config.device) == "cpu" and onnx_available() else "torch"
-        if name == "onnx":
+            if on_cpu and openvino_available() and onnx_available():  # the graph is exported with onnx
+                return "openvino"
+            return "onnx" if on_cpu and onnx_available() else "torch"
+        if name in ("onnx", "openvino"):
             if not onnx_available():
-                raise ValueError("detector backend 'onnx' needs onnxruntime (pip install onnxruntime)")
-            if str(self.config.device) != "cpu":
-                raise ValueError("detector backend 'onnx' runs on the CPU here; use backend 'torch' on a GPU")
+                raise ValueError(f"detector backend {name!r} needs onnxruntime (pip install onnxruntime)")
+            if name == "openvino" and not openvino_available():
+                raise ValueError("detector backend 'openvino' needs OpenVINO (pip install 'license-enhancer[openvino]')")
+            if not on_cpu:
+                raise ValueError(f"detector backend {name!r} runs on the CPU here; use backend 'torch' on a GPU")
         return name
 
-    def _onnx_session(self):
-        return cpu_session(lambda: export_onnx(self.model, self.info["sha256"], self.config.cache_dir),
-                           torch.get_num_threads(), "detector", DetectorWeightsError)
+    def _export(self) -> Path:
+        return export_onnx(self.model, self.info["sha256"], self.config.cache_dir)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw head output (B, 4 + nc [+ 12], anchors) for a letterboxed batch (B, 3, H, W) in [0, 1]."""

@@ -1,14 +1,18 @@
 """The tracker's weights files (detector, corner refiner): reading them with one-line errors, and
-their ONNX Runtime path on the CPU (graphs exported once per weights file, cached on disk)."""
+their CPU inference paths, ONNX Runtime and OpenVINO (graphs exported to ONNX once per weights
+file, cached on disk)."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import numpy as np
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open
 
@@ -39,6 +43,14 @@ def onnx_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def openvino_available() -> bool:
+    """Whether OpenVINO is installed (the optional, faster CPU path of both models)."""
+    return importlib.util.find_spec("openvino") is not None
+
+
+OPENVINO_PRECISIONS = ("auto", "f32", "bf16")
 
 
 def export_onnx_cached(model: torch.nn.Module, example: torch.Tensor, name: str, weights_sha: str,
@@ -84,3 +96,51 @@ def cpu_session(export: Callable[[], Path], threads: int, what: str, error: type
             return ort.InferenceSession(str(export()), opts, providers=["CPUExecutionProvider"])
         except Exception:
             raise error(f"ONNX Runtime cannot load the exported {what}: {exc}") from None
+
+
+class OpenVINOSession:
+    """An ONNX graph compiled by OpenVINO for the CPU, called like an ONNX Runtime session:
+    ``run(None, {input_name: array}) -> [first output]``.
+
+    precision: "f32", "bf16" (the CPU's native bf16 units, AVX512_BF16 or AMX: convolutions in
+    bf16, accumulation in f32) or "auto" (OpenVINO's default: bf16 where the CPU has such units,
+    else f32). ``precision`` after construction says which one runs. Calls are serialised (one
+    infer request)."""
+
+    def __init__(self, path: Path, threads: int, precision: str = "auto") -> None:
+        import openvino as ov
+
+        if precision not in OPENVINO_PRECISIONS:
+            raise ValueError(f"unknown OpenVINO precision {precision!r}; expected one of {OPENVINO_PRECISIONS}")
+        core = ov.Core()
+        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+                  # The pipeline's decoder and encoder threads share the cores: no pinning.
+                  "ENABLE_CPU_PINNING": False}
+        if precision != "auto":
+            config["INFERENCE_PRECISION_HINT"] = precision
+        self._compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        self.precision = self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self._request = self._compiled.create_infer_request()
+        self._lock = threading.Lock()
+
+    def run(self, output_names, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with self._lock:
+            self._request.infer({name: np.ascontiguousarray(x) for name, x in feeds.items()}, share_inputs=True)
+            return [self._request.get_output_tensor(0).data.copy()]
+
+
+def cpu_openvino(export: Callable[[], Path], threads: int, what: str, error: type[Exception],
+                 precision: str = "auto") -> OpenVINOSession:
+    """:class:`OpenVINOSession` on the graph ``export()`` returns, ``threads`` threads. A cached
+    graph that does not load is exported again once; then ``error``."""
+    path = export()
+    try:
+        return OpenVINOSession(path, threads, precision)
+    except ValueError:
+        raise
+    except Exception as exc:  # a corrupt cache file
+        path.unlink(missing_ok=True)
+        try:
+            return OpenVINOSession(export(), threads, precision)
+        except Exception:
+            raise error(f"OpenVINO cannot load the exported {what}: {exc}") from None

@@ -67,8 +67,8 @@ def test_small_plate_study_and_backend_timing_run():
     study = small_plate_study(None, [320], n_scenes=1, frames_per_scene=1, size=(640, 360), backend="torch")
     r = study["by_imgsz"]["320"]
     assert study["frames"] == 1 and r["ms_per_frame"] > 0 and set(r["recall"]) == {n for n, *_ in STUDY_BINS}
-    speed = time_backends(None, backends=("torch",), imgsz=320, size=(640, 360), repeats=2, threads=1)
-    assert speed["ms"]["torch"]["median"] > 0 and speed["threads"] == 1
+    speed = time_backends(None, variants=[("torch", "f32")], imgsz=320, size=(640, 360), repeats=2, threads=1)
+    assert speed["ms"]["torch f32"]["median"] > 0 and speed["threads"] == 1 and speed["machine"]["cores"]
 
 
 def test_shrunk_photo_mosaics_keep_each_plate_under_its_box(tmp_path):

@@ -69,6 +69,19 @@ def test_backend_that_cannot_run_here_is_a_one_line_error(tmp_path):
     assert proc.returncode == 2
 
 
+def test_detector_backend_option(tmp_path):
+    import json
+
+    from conftest import make_video
+
+    clip = make_video(tmp_path / "v.mp4", n_frames=3)
+    proc = run_cli(str(clip), "-o", str(tmp_path / "o"), "--no-read", "--quiet", "--no-sr",
+                   "--detector-backend", "onnx", "--detector-precision", "f32")
+    assert proc.returncode == 0, proc.stderr
+    detector = json.loads((tmp_path / "o" / "report.json").read_text())["models"]["detector"]
+    assert (detector["backend"], detector["precision"]) == ("onnx", "f32")
+
+
 def test_missing_corner_refiner_weights_is_a_one_line_error(tmp_path):
     from conftest import make_video
 
@@ -99,7 +112,8 @@ def test_no_read_run(tmp_path):
     assert report["reads"] == {"enabled": False} and report["fusion"] == {"k": 0}
     # provenance: the models that ran, on the default CPU paths
     models = report["models"]
-    assert models["detector"]["backend"] == "onnx" and len(models["detector"]["weights_sha256"]) == 16
+    assert models["detector"]["backend"] == "openvino" and len(models["detector"]["weights_sha256"]) == 16
+    assert models["detector"]["precision"] in ("f32", "bf16")
     assert len(models["detector"]["corner_refiner_sha256"]) == 16  # on by default
     assert models["generator"]["backend"] == "onnx" and models["generator"]["precision"] == "int8"
     assert models["generator"]["arch"] == "espcn_res" and len(models["generator"]["weights_sha256"]) == 16

@@ -101,3 +101,16 @@ def test_onnx_backend_matches_torch_and_caches_its_export(tmp_path):
     np.testing.assert_allclose(c, b, atol=1e-4)
     with pytest.raises(ValueError, match="unknown corner refiner backend"):
         CornerRefiner(backend="tensorrt")
+
+
+def test_openvino_backend_matches_torch(tmp_path):
+    pytest.importorskip("openvino", reason="OpenVINO is not installed")
+    frame = np.random.default_rng(0).integers(0, 255, (360, 640, 3), np.uint8)
+    boxes = np.array([[100, 100, 220, 140], [400, 200, 430, 212]], np.float32)
+    [a] = CornerRefiner(backend="torch").corners([frame], [boxes])
+    f32 = CornerRefiner(backend="openvino", precision="f32", cache_dir=tmp_path)
+    assert (f32.backend, f32.precision) == ("openvino", "f32")
+    np.testing.assert_allclose(f32.corners([frame], [boxes])[0], a, atol=0.01)  # frame px
+    # bf16 where the CPU has it: 8 bits of mantissa, within half a pixel on these plates
+    np.testing.assert_allclose(CornerRefiner(backend="openvino", precision="bf16", cache_dir=tmp_path)
+                               .corners([frame], [boxes])[0], a, atol=0.5)

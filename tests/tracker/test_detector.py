@@ -146,9 +146,59 @@ def test_onnx_backend_matches_torch_and_caches(tmp_path, clip_3s):
 
 
 def test_auto_backend_and_bad_backend():
-    assert PlateDetector(config=DetectorConfig(backend="auto")).backend == "onnx"  # measured fastest on CPU
+    from tracker.weights_file import openvino_available
+
+    auto = PlateDetector(config=DetectorConfig(backend="auto"))
+    assert auto.backend == ("openvino" if openvino_available() else "onnx")  # measured fastest on the CPU
+    assert auto.refiner.backend == auto.backend and auto.refiner.precision == auto.precision
     with pytest.raises(ValueError, match="unknown detector backend"):
         PlateDetector(config=DetectorConfig(backend="tensorflow"))
+    with pytest.raises(ValueError, match="unknown detector precision"):
+        PlateDetector(config=DetectorConfig(precision="int4"))
+
+
+def _cpu_has_native_bf16() -> bool:
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def test_openvino_backend_matches_onnx_runtime(tmp_path, clip_3s):
+    """f32: the same numbers as ONNX Runtime on the same cached graph; bf16 (where the CPU has
+    native bf16, else it runs f32 and says so): the same plates, boxes and corners within a pixel."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed")
+    from stream.source import read_frames
+
+    frames = read_frames(clip_3s.video_path)[::45]
+    ref = PlateDetector(POSE_WEIGHTS, DetectorConfig(backend="onnx", cache_dir=tmp_path)).detect(frames)
+    assert sum(map(len, ref)) >= len(frames)
+    f32 = PlateDetector(POSE_WEIGHTS, DetectorConfig(backend="openvino", precision="f32", cache_dir=tmp_path))
+    bf16 = PlateDetector(POSE_WEIGHTS, DetectorConfig(backend="openvino", precision="bf16", cache_dir=tmp_path))
+    assert len(list(tmp_path.glob("detector-*.onnx"))) == 1  # one export serves both runtimes
+    assert (f32.precision, f32.refiner.precision) == ("f32", "f32")
+    assert bf16.precision == bf16.refiner.precision == ("bf16" if _cpu_has_native_bf16() else "f32")
+    for det, box_tol, score_tol in ((f32, 0.05, 1e-4), (bf16, 1.0, 0.03)):
+        for a, b in zip(ref, det.detect(frames)):
+            strong = [d for d in a if d.score >= 0.5]
+            assert len(strong) <= len(b)
+            for da, db in zip(strong, b):
+                assert np.abs(da.box - db.box).max() < box_tol and abs(da.score - db.score) < score_tol
+                assert np.abs(da.corners - db.corners).max() < box_tol
+
+
+def test_openvino_reexports_a_corrupt_cached_graph(tmp_path, clip_3s):
+    pytest.importorskip("openvino", reason="OpenVINO is not installed")
+    from stream.source import read_frames
+
+    frame = read_frames(clip_3s.video_path)[20]
+    first = PlateDetector(POSE_WEIGHTS, DetectorConfig(backend="openvino", precision="f32", cache_dir=tmp_path,
+                                                       refine_corners=False))
+    [cached] = list(tmp_path.glob("detector-*.onnx"))
+    cached.write_bytes(b"broken")
+    again = PlateDetector(POSE_WEIGHTS, DetectorConfig(backend="openvino", precision="f32", cache_dir=tmp_path,
+                                                       refine_corners=False))
+    [a], [b] = first.detect([frame]), again.detect([frame])
+    assert a and [d.score for d in a] == [d.score for d in b]
 
 
 def test_rectify_plate_undoes_a_perspective():
