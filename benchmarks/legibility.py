@@ -128,13 +128,15 @@ class Generator:
     weights: Path
     frames: int = 1
     precision: str = "fp32"  # "int8": the int8 ONNX Runtime back end (``auto`` resolves it, sr_model.backends)
+    backend: str = "auto"
     _enhancer: object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         from sr_model.enhancer import EnhancerConfig, PlateEnhancer
 
         # No shrinking of tall crops: benchmark LR crops are at most HR_HEIGHT / 2 px tall.
-        self._enhancer = PlateEnhancer(self.weights, EnhancerConfig(max_input_height=HR_HEIGHT, precision=self.precision))
+        self._enhancer = PlateEnhancer(self.weights, EnhancerConfig(max_input_height=HR_HEIGHT, precision=self.precision,
+                                                                    backend=self.backend))
 
     @property
     def scale(self) -> int:
@@ -152,7 +154,7 @@ class Generator:
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": "generator", "weights": str(self.weights), "scale": self.scale,
-                "precision": self.precision,
+                "precision": self.precision, "backend": self._enhancer.backend,  # type: ignore[attr-defined]
                 "info": self._enhancer.info,  # type: ignore[attr-defined]
                 "note": f"×{self.scale} model; at other scales its output is resized to the HR size "
                         "(area down, bicubic up)"}
@@ -765,6 +767,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-shipped", action="store_true", help="leave out the shipped sr_model weights")
     p.add_argument("--int8", action="store_true",
                    help="also run the first generator through the int8 ONNX Runtime back end (named <stem>_int8)")
+    p.add_argument("--also", action="append", default=[], metavar="BACKEND:PRECISION",
+                   help="also run the first generator on this back end and precision, e.g. openvino:bf16 "
+                        "(named <stem>_<backend>_<precision>; repeatable)")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder (holds openalpr/)")
     p.add_argument("--synthetic", type=int, default=None, help="synthetic plates (default 300, quick 5)")
     p.add_argument("--scales", type=int, nargs="+", default=None, help="default 2 3 4 (quick: 4)")
@@ -807,6 +812,10 @@ def main(argv: list[str] | None = None) -> dict:
     methods += generator_methods(paths)
     if args.int8 and paths:
         methods.append(Generator(f"{paths[0].stem}_int8", paths[0], precision="int8"))
+    for variant in args.also if paths else []:
+        backend, _, precision = variant.partition(":")
+        methods.append(Generator(f"{paths[0].stem}_{backend}_{precision or 'auto'}", paths[0],
+                                 precision=precision or "auto", backend=backend))
     fusion_info = None
     if args.fusion is not None:
         from sr_model.fusion import DEFAULT_FUSION_WEIGHTS

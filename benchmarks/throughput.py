@@ -121,7 +121,7 @@ def generator_table(batches: tuple[int, ...], repeats: int, size: tuple[int, int
 
     model, _ = load_generator()
     variants = [("eager", "fp32", False), ("eager", "fp32", True), ("eager", "bf16", True), ("compile", "fp32", False),
-                ("onnx", "fp32", False), ("onnx", "int8", False)]
+                ("onnx", "fp32", False), ("onnx", "int8", False), ("openvino", "fp32", False), ("openvino", "bf16", False)]
     if device.startswith("cuda"):  # ONNX Runtime's CUDA provider is a separate install (onnxruntime-gpu)
         variants = [("eager", "fp32", False), ("eager", "fp16", True), ("eager", "bf16", True), ("compile", "fp16", False),
                     ("tensorrt", "fp16", False)]
@@ -274,6 +274,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-encoder", dest="encoder", action="store_false",
                    help="skip the x264 settings table of the annotated video")
     p.add_argument("--sr-backend", default="auto", help="generator back end of the end-to-end runs")
+    p.add_argument("--detector-backend", default="auto", choices=("auto", "torch", "onnx", "openvino"),
+                   help="detector back end of the end-to-end runs (default auto)")
     p.add_argument("--sr-precision", default="auto", help="generator precision of the end-to-end runs (default auto)")
     args = p.parse_args(argv)
 
@@ -285,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     from train.synth.scenes import SceneConfig, write_scene_clip
 
     configure_opencv_threads()  # as enhance-video runs
-    detector = PlateDetector(config=DetectorConfig(device=args.device))
+    detector = PlateDetector(config=DetectorConfig(device=args.device, backend=args.detector_backend))
     enhancer = PlateEnhancer(config=EnhancerConfig(device=args.device, backend=args.sr_backend,
                                                    precision=args.sr_precision))
     sizes = [(640, 360)] if args.quick else args.sizes
@@ -317,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
                 row["speedup_vs_naive"] = round(row["end_to_end_fps_detect_every_1"] / max(res.fps, 1e-9), 2)
                 row["speedup_vs_naive_detect_every_3"] = round(row["end_to_end_fps_detect_every_3"] / max(res.fps, 1e-9), 2)
             row["generator_backend"] = f"{enhancer.backend} {enhancer.precision}"
-            row["detector_backend"] = detector.backend
+            row["detector_backend"] = f"{detector.backend} {detector.precision}"
             results["videos"].append(row)
             print(row, flush=True)
             write_report(results, args.out)  # partial results survive a run cut short
@@ -327,7 +329,8 @@ def main(argv: list[str] | None = None) -> None:
         for n, procs in [(n, k) for n in (args.streams if clip is not None else []) for k in args.processes if k <= n]:
             row = {"size": results["videos"][-1]["size"],
                    **streams_row(clip.video_path, n, Path(tmp) / f"streams{n}_{procs}", args.device,
-                                 ("--backend", args.sr_backend, "--precision", args.sr_precision), processes=procs)}
+                                 ("--backend", args.sr_backend, "--precision", args.sr_precision,
+                                  "--detector-backend", args.detector_backend), processes=procs)}
             results["streams"].append(row)
             print(row, flush=True)
             write_report(results, args.out)
@@ -342,13 +345,14 @@ def write_report(results: dict, out: Path) -> None:
              "|---|---|---|---|---|",
              *[f"| {g['backend']} | {g['precision']} | {g['channels_last']} | {g.get('batch', '-')} | "
                f"{g.get('crops_per_s', 'skipped: ' + g.get('skipped', ''))} |" for g in results["generator"]], "",
-             "| video | decode fps | detector ms/frame | end-to-end fps (detect every 1) | (every 3) "
-             "| naive baseline fps | speed-up (every 1 / every 3) |",
-             "|---|---|---|---|---|---|---|"]
+             "| video | detector | generator | decode fps | detector ms/frame | end-to-end fps (detect every 1) "
+             "| (every 3) | naive baseline fps | speed-up (every 1 / every 3) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results["videos"]:
         naive = (f"{r['naive_fps']} | {r['speedup_vs_naive']}x / {r['speedup_vs_naive_detect_every_3']}x"
                  if "naive_fps" in r else "- | -")
-        lines.append(f"| {r['size']} | {r['decode_fps']} | {r['detector_ms_per_frame']} | "
+        lines.append(f"| {r['size']} | {r.get('detector_backend', '-')} | {r.get('generator_backend', '-')} | "
+                     f"{r['decode_fps']} | {r['detector_ms_per_frame']} | "
                      f"{r['end_to_end_fps_detect_every_1']} | {r['end_to_end_fps_detect_every_3']} | {naive} |")
     if results.get("encoder"):
         lines += ["", "Annotated-video encoder alone (x264 crf 23 through `VideoSink` on the last clip's decoded frames; "

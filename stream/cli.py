@@ -60,14 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "the same plates found; else f32)")
     g.add_argument("--generator", type=Path, default=None, help="generator weights (.safetensors from train.generator)")
     g.add_argument("--no-sr", action="store_true", help="track only, no super-resolution (insets show nothing)")
-    g.add_argument("--backend", default="auto", choices=("auto", "eager", "compile", "onnx", "tensorrt"),
+    g.add_argument("--backend", default="auto", choices=("auto", "eager", "compile", "onnx", "openvino", "tensorrt"),
                    help="generator inference back end (default auto: ONNX Runtime int8 on CPU (eager channels-last "
-                        "for an fp32 request), TensorRT on an NVIDIA GPU when installed)")
+                        "for an fp32 request), TensorRT on an NVIDIA GPU when installed; openvino: fp32, or bf16 "
+                        "on CPUs with native bf16 units)")
     g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"),
                    help="generator precision (default auto: int8 on the CPU through ONNX Runtime, 1.3-1.9x faster "
-                        "than fp32 with the same plate reads; fp16 with TensorRT; else fp32. bf16 is faster on CPUs "
-                        "with bf16 units; fp16 needs a GPU). With --fuse, the fusion model's decoder runs int8 for "
-                        "auto / int8 on the CPU, fp32 otherwise")
+                        "than fp32 with the same plate reads; bf16 with openvino where the CPU has bf16 units; fp16 "
+                        "with TensorRT; else fp32. fp16 needs a GPU). With --fuse, the fusion model's decoder runs "
+                        "int8 for auto / int8 on the CPU, fp32 otherwise")
     g.add_argument("--device", default="cpu", help="torch device for the models: cpu, cuda, cuda:1 (default cpu)")
     g.add_argument("--sr-interval", type=float, default=0.2, metavar="S",
                    help="super-resolve each plate at most every S seconds; its inset shows the latest result "

@@ -124,13 +124,15 @@ def test_quick_run_end_to_end(tmp_path):
 
     tiny = save_generator(build_generator(GeneratorConfig(channels=8, n_blocks=1)), tmp_path / "tiny.safetensors")
     out = tmp_path / "out"
-    summary = main(["--out", str(out), "--quick", "--generator", str(tiny)])
+    summary = main(["--out", str(out), "--quick", "--generator", str(tiny), "--also", "onnx:fp32"])
     for f in ("legibility.json", "legibility.md", "reads.csv.gz", "gallery.png", "accuracy_vs_height.png"):
         assert (out / f).stat().st_size > 0, f
     data = json.loads((out / "legibility.json").read_text())
     assert data["config"]["scales"] == [4]
     methods = {r["method"] for r in data["results"]}
-    assert {"HR", "nearest", "bicubic", "lanczos", "tiny"} <= methods
+    assert {"HR", "nearest", "bicubic", "lanczos", "tiny", "plate_sr_l1_x4_onnx_fp32"} <= methods  # --also: the first
+    variant = next(m for m in data["methods"] if m["name"] == "plate_sr_l1_x4_onnx_fp32")
+    assert (variant["backend"], variant["precision"]) == ("onnx", "fp32")
     expected_sets = {"synthetic"} | ({"openalpr_us", "openalpr_eu"} if (DEFAULT_DATA / "openalpr").is_dir() else set())
     assert {r["set"] for r in data["results"]} == expected_sets
     for r in data["results"]:

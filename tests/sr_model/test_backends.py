@@ -4,7 +4,7 @@ import importlib.util
 import pytest
 import torch
 
-from sr_model.backends import BackendUnavailable, create_runner, model_key, resolve, resolve_auto
+from sr_model.backends import BackendUnavailable, cpu_has_native_bf16, create_runner, model_key, resolve, resolve_auto
 from sr_model.enhancer import EnhancerConfig, PlateEnhancer
 from sr_model.generator import GeneratorConfig, build_generator
 
@@ -29,8 +29,15 @@ def reference(model, x):
 
 
 @pytest.mark.parametrize("backend, precision, channels_last", [
-    ("eager", "fp32", False), ("eager", "fp32", True), ("eager", "bf16", False), ("onnx", "fp32", False)])
+    ("eager", "fp32", False), ("eager", "fp32", True), ("eager", "bf16", False), ("onnx", "fp32", False),
+    ("openvino", "fp32", False), ("openvino", "bf16", False)])
 def test_backend_matches_eager_fp32(small_model, x, tmp_path, backend, precision, channels_last):
+    if backend == "openvino" and not importlib.util.find_spec("openvino"):
+        pytest.skip("OpenVINO is not installed")
+    if (backend, precision) == ("openvino", "bf16") and not cpu_has_native_bf16():
+        with pytest.raises(BackendUnavailable, match="native bf16"):
+            create_runner(small_model, backend, "cpu", precision, cache_dir=tmp_path)
+        pytest.skip("this CPU has no native bf16 units: OpenVINO bf16 refuses, as checked")
     ref = reference(small_model, x)
     _, run = create_runner(small_model, backend, "cpu", precision, channels_last, cache_dir=tmp_path)
     assert (run(x) - ref).abs().max() <= TOL[precision]
@@ -130,15 +137,20 @@ def test_tensorrt_runs_or_says_why(small_model, x):
 def test_auto_and_bad_names():
     assert resolve_auto(torch.device("cpu")) == "eager"
     # precision auto on the CPU: int8 through ONNX Runtime; an explicit fp32 keeps eager channels-last
-    assert resolve("auto", "auto", "cpu") == ("onnx", "int8")
+    default = ("onnx", "int8")
+    assert resolve("auto", "auto", "cpu") == default
     assert resolve("onnx", "auto", "cpu") == ("onnx", "int8")
     assert resolve("auto", "fp32", "cpu") == ("eager", "fp32")
     assert resolve("eager", "auto", "cpu") == ("eager", "fp32")
-    assert PlateEnhancer(config=EnhancerConfig()).precision == "int8"
+    assert resolve("openvino", "auto", "cpu") == ("openvino", "bf16" if cpu_has_native_bf16() else "fp32")
+    enhancer = PlateEnhancer(config=EnhancerConfig())
+    assert (enhancer.backend, enhancer.precision) == default
     with pytest.raises(BackendUnavailable, match="unknown precision"):
         resolve("auto", "int4", "cpu")
     with pytest.raises(BackendUnavailable, match="unknown back end"):
-        create_runner(build_generator(GeneratorConfig(channels=8, n_blocks=1)), "openvino")
+        create_runner(build_generator(GeneratorConfig(channels=8, n_blocks=1)), "tvm")
+    with pytest.raises(BackendUnavailable, match="int8"):
+        create_runner(build_generator(GeneratorConfig(channels=8, n_blocks=1)), "openvino", "cpu", "int8")
     with pytest.raises(BackendUnavailable, match="fp16"):
         create_runner(build_generator(GeneratorConfig(channels=8, n_blocks=1)), "eager", "cpu", "fp16")
 
