@@ -10,8 +10,8 @@ Inference is batched: frames are letterboxed (long side = ``imgsz``, padded bott
 the model stride, so 16:9 frames cost 640x384 rather than 640x640), run in one forward pass
 and filtered with ultralytics' NMS. Back ends: ``torch`` (eager, fused conv+bn), ``onnx``
 (ONNX Runtime on a graph exported once per weights file and cached on disk, keyed by a hash
-of the weights and the versions) and ``openvino`` (OpenVINO on the same graph, the optional
-extra ``openvino``); ``auto`` picks the one measured fastest for the device (on the CPU
+of the weights and the versions) and ``openvino`` (OpenVINO on the same graph; a dependency,
+but the others work without it); ``auto`` picks the one measured fastest for the device (on the CPU
 OpenVINO when installed, then ONNX Runtime; see benchmarks/results/detection).
 """
 from __future__ import annotations
@@ -233,7 +233,7 @@ class PlateDetector:
             if not onnx_available():
                 raise ValueError(f"detector backend {name!r} needs onnxruntime (pip install onnxruntime)")
             if name == "openvino" and not openvino_available():
-                raise ValueError("detector backend 'openvino' needs OpenVINO (pip install 'license-enhancer[openvino]')")
+                raise ValueError("detector backend 'openvino' needs OpenVINO (pip install openvino)")
             if not on_cpu:
                 raise ValueError(f"detector backend {name!r} runs on the CPU here; use backend 'torch' on a GPU")
         return name

@@ -157,6 +157,16 @@ def test_auto_backend_and_bad_backend():
         PlateDetector(config=DetectorConfig(precision="int4"))
 
 
+def test_auto_backend_without_openvino_is_onnx_runtime(monkeypatch):
+    import tracker.detector
+
+    monkeypatch.setattr(tracker.detector, "openvino_available", lambda: False)
+    det = PlateDetector(config=DetectorConfig(backend="auto"))
+    assert (det.backend, det.precision, det.refiner.backend) == ("onnx", "f32", "onnx")
+    with pytest.raises(ValueError, match="needs OpenVINO"):
+        PlateDetector(config=DetectorConfig(backend="openvino"))
+
+
 def _cpu_has_native_bf16() -> bool:
     import openvino as ov
 
