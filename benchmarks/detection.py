@@ -330,17 +330,14 @@ def roi_study(weights: Path | None, n_scenes: int = 12, frames_per_scene: int = 
 def speed_variants() -> list[tuple[str, str]]:
     """(backend, precision) pairs this machine can time: torch, ONNX Runtime, and OpenVINO in f32
     and, where the CPU has native bf16 units, bf16 (when the packages are installed)."""
+    from sr_model.backends import cpu_has_native_bf16
     from tracker.weights_file import onnx_available, openvino_available
 
     out = [("torch", "f32")]
     if onnx_available():
         out.append(("onnx", "f32"))
         if openvino_available():
-            import openvino as ov
-
-            out.append(("openvino", "f32"))
-            if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-                out.append(("openvino", "bf16"))
+            out += [("openvino", "f32")] + ([("openvino", "bf16")] if cpu_has_native_bf16() else [])
     return out
 
 
