@@ -69,7 +69,8 @@ def evaluate(work: Path, clips: int = 8, every: int = 6, margin: float = 0.15, r
     from train.detector import openalpr_split
     from train.synth.scenes import SceneConfig, write_scene_clip
 
-    detector = PlateDetector(config=DetectorConfig(refine_corners=False))
+    # imgsz 640 as in benchmarks.detection's photo rows (auto would grow with each photo's size)
+    detector = PlateDetector(config=DetectorConfig(imgsz=640, refine_corners=False))
     refiner, reader = CornerRefiner(), PlateReader()
 
     def matched(frame, boxes):

@@ -274,6 +274,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-encoder", dest="encoder", action="store_false",
                    help="skip the x264 settings table of the annotated video")
     p.add_argument("--sr-backend", default="auto", help="generator back end of the end-to-end runs")
+    p.add_argument("--imgsz", type=int, default=None,
+                   help="detector input size of the end-to-end runs (default: the detector's auto size)")
     p.add_argument("--detector-backend", default="auto", choices=("auto", "torch", "onnx", "openvino"),
                    help="detector back end of the end-to-end runs (default auto)")
     p.add_argument("--sr-precision", default="auto", help="generator precision of the end-to-end runs (default auto)")
@@ -283,11 +285,11 @@ def main(argv: list[str] | None = None) -> None:
     from stream.cli import configure_opencv_threads
     from stream.pipeline import EnhancePipeline, PipelineConfig
     from stream.source import VideoSource, read_frames
-    from tracker.detector import DetectorConfig, PlateDetector
+    from tracker.detector import DetectorConfig, PlateDetector, auto_imgsz
     from train.synth.scenes import SceneConfig, write_scene_clip
 
     configure_opencv_threads()  # as enhance-video runs
-    detector = PlateDetector(config=DetectorConfig(device=args.device, backend=args.detector_backend))
+    detector = PlateDetector(config=DetectorConfig(device=args.device, backend=args.detector_backend, imgsz=args.imgsz))
     enhancer = PlateEnhancer(config=EnhancerConfig(device=args.device, backend=args.sr_backend,
                                                    precision=args.sr_precision))
     sizes = [(640, 360)] if args.quick else args.sizes
@@ -320,6 +322,7 @@ def main(argv: list[str] | None = None) -> None:
                 row["speedup_vs_naive_detect_every_3"] = round(row["end_to_end_fps_detect_every_3"] / max(res.fps, 1e-9), 2)
             row["generator_backend"] = f"{enhancer.backend} {enhancer.precision}"
             row["detector_backend"] = f"{detector.backend} {detector.precision}"
+            row["detector_imgsz"] = args.imgsz or auto_imgsz(w, h)
             results["videos"].append(row)
             print(row, flush=True)
             write_report(results, args.out)  # partial results survive a run cut short
@@ -330,7 +333,8 @@ def main(argv: list[str] | None = None) -> None:
             row = {"size": results["videos"][-1]["size"],
                    **streams_row(clip.video_path, n, Path(tmp) / f"streams{n}_{procs}", args.device,
                                  ("--backend", args.sr_backend, "--precision", args.sr_precision,
-                                  "--detector-backend", args.detector_backend), processes=procs)}
+                                  "--detector-backend", args.detector_backend, "--imgsz", str(args.imgsz or "auto")),
+                                 processes=procs)}
             results["streams"].append(row)
             print(row, flush=True)
             write_report(results, args.out)
@@ -351,7 +355,8 @@ def write_report(results: dict, out: Path) -> None:
     for r in results["videos"]:
         naive = (f"{r['naive_fps']} | {r['speedup_vs_naive']}x / {r['speedup_vs_naive_detect_every_3']}x"
                  if "naive_fps" in r else "- | -")
-        lines.append(f"| {r['size']} | {r.get('detector_backend', '-')} | {r.get('generator_backend', '-')} | "
+        lines.append(f"| {r['size']} | {r.get('detector_backend', '-')} imgsz {r.get('detector_imgsz', 640)} | "
+                     f"{r.get('generator_backend', '-')} | "
                      f"{r['decode_fps']} | {r['detector_ms_per_frame']} | "
                      f"{r['end_to_end_fps_detect_every_1']} | {r['end_to_end_fps_detect_every_3']} | {naive} |")
     if results.get("encoder"):

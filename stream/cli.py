@@ -33,6 +33,19 @@ class SetupError(Exception):
     """A feature asked for cannot run in this install (exit 2, one line)."""
 
 
+def _imgsz(text: str) -> int | None:
+    """--imgsz: "auto" (None) or a positive multiple of 32."""
+    if text == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 32 or value % 32:
+        raise argparse.ArgumentTypeError("must be 'auto' or a positive multiple of 32")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="enhance-video", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -82,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-read", action="store_true",
                    help="no plate reads (OCR of each enhanced plate, voted per track; on by default)")
     g = p.add_argument_group("detection and tracking")
-    g.add_argument("--imgsz", type=int, default=640, help="detector input size, px of the long side (default 640)")
+    g.add_argument("--imgsz", type=_imgsz, default=None, metavar="N|auto",
+                   help="detector input size, px of the long side (default auto: half the frame's long side "
+                        "within 640-1280, so 640 for 720p, 960 for 1080p, 1280 for 4K)")
     g.add_argument("--conf", type=float, default=0.1,
                    help="minimum detection score (default 0.1); scores under 0.5 only extend existing tracks")
     g.add_argument("--roi", type=_roi, default=None, metavar="X,Y,W,H",
@@ -158,8 +173,6 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error(f"--fuse must be between 0 and {MAX_FUSE_K}")
     if not 0 < args.conf < 1:
         parser.error("--conf must be between 0 and 1")
-    if args.imgsz < 32 or args.imgsz % 32:
-        parser.error("--imgsz must be a positive multiple of 32")
     if not 0 <= args.margin <= 2:
         parser.error("--margin must be between 0 and 2")
     for name in ("open_timeout", "read_timeout", "max_lag"):

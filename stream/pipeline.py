@@ -571,6 +571,8 @@ class EnhancePipeline:
             out = {"backend": getattr(model, "backend", None), "precision": getattr(model, "precision", None),
                    "arch": getattr(config, "arch", None), "weights_sha256": info.get("sha256"),
                    "trained": info.get("phase") or info.get("model_yaml")}
+            if model is self.detector:
+                out["imgsz"] = getattr(getattr(model, "config", None), "imgsz", None) or "auto"
             if model is self.detector and self._roi is not None:
                 out["region_of_interest"] = list(self._roi)
             if model is self.detector and info.get("corner_refiner"):

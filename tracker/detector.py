@@ -146,9 +146,21 @@ def export_onnx(model: nn.Module, weights_sha: str, cache_dir: Path | None = Non
                                             "output0": {0: "batch", 2: "anchors"}})
 
 
+def auto_imgsz(width: int, height: int) -> int:
+    """The network input size (long side, px) for a ``width`` x ``height`` frame or region: half
+    its long side, rounded up to the stride, within 640..1280. The detector finds real plates
+    from about 25 px wide at its input: real plates 40-64 px wide in 1080p frames were found at
+    0.36 (US) / 0.16 (EU) with imgsz 640, 0.79 / 0.31 with 960, 0.94 / 0.53 with 1280, at 21, 36
+    and 66 ms per frame (OpenVINO bf16, 2 cores; benchmarks/results/detection/imgsz.md)."""
+    half = -(-max(width, height) // 64) * 32
+    return int(min(1280, max(640, half)))
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
-    """imgsz: long side of the network input in px; conf: minimum score kept; iou: NMS IoU;
+    """imgsz: long side of the network input in px, or None (the default) for
+    :func:`auto_imgsz` of each frame (640 up to 1280x720, 960 for 1920x1080, 1280 from 2560);
+    conf: minimum score kept; iou: NMS IoU;
     batch_size: frames per forward pass; max_det: detections kept per frame; backend: "auto"
     (on the CPU OpenVINO when installed, else ONNX Runtime when installed, else torch: the
     order measured fastest), "torch", "onnx" or "openvino"; precision: OpenVINO's, "auto"
@@ -166,7 +178,7 @@ class DetectorConfig:
     the network input for the same cost (benchmarks/results/detection, region-of-interest study).
     Detections come back in frame px."""
 
-    imgsz: int = 640
+    imgsz: int | None = None
     conf: float = 0.25
     iou: float = 0.5
     batch_size: int = 4
@@ -253,7 +265,7 @@ class PlateDetector:
         sizes = []
         for im in images:
             h, w = im.shape[:2]
-            r = self.config.imgsz / max(h, w)
+            r = (self.config.imgsz or auto_imgsz(w, h)) / max(h, w)
             sizes.append((r, max(1, round(w * r)), max(1, round(h * r))))
         hp = max(s[2] for s in sizes)
         wp = max(s[1] for s in sizes)

@@ -51,7 +51,7 @@ def test_corrupt_generator_weights(tmp_path):
     assert_one_line_error(run_cli(str(clip), "-o", str(tmp_path / "o"), "--generator", str(bad)), "cannot read")
 
 
-@pytest.mark.parametrize("args, fragment", [(["--detect-every", "0"], "detect-every"), (["--imgsz", "100"], "imgsz"),
+@pytest.mark.parametrize("args, fragment", [(["--detect-every", "0"], "detect-every"), (["--imgsz", "100"], "imgsz"), (["--imgsz", "big"], "imgsz"),
                                             (["--fuse", "-1"], "fuse"), (["--fuse", "99"], "fuse"),
                                             (["--preset", "quick"], "--preset"), (["--roi", "1,2,3"], "--roi"),
                                             (["--roi", "0,0,0,10"], "--roi")])
@@ -76,10 +76,11 @@ def test_detector_backend_option(tmp_path):
 
     clip = make_video(tmp_path / "v.mp4", n_frames=3)
     proc = run_cli(str(clip), "-o", str(tmp_path / "o"), "--no-read", "--quiet", "--no-sr",
-                   "--detector-backend", "onnx", "--detector-precision", "f32")
+                   "--detector-backend", "onnx", "--detector-precision", "f32", "--imgsz", "640")
     assert proc.returncode == 0, proc.stderr
     detector = json.loads((tmp_path / "o" / "report.json").read_text())["models"]["detector"]
     assert (detector["backend"], detector["precision"]) == ("onnx", "f32")
+    assert detector["imgsz"] == 640
 
 
 def test_missing_corner_refiner_weights_is_a_one_line_error(tmp_path):
@@ -113,7 +114,7 @@ def test_no_read_run(tmp_path):
     # provenance: the models that ran, on the default CPU paths
     models = report["models"]
     assert models["detector"]["backend"] == "openvino" and len(models["detector"]["weights_sha256"]) == 16
-    assert models["detector"]["precision"] in ("f32", "bf16")
+    assert models["detector"]["precision"] in ("f32", "bf16") and models["detector"]["imgsz"] == "auto"
     assert len(models["detector"]["corner_refiner_sha256"]) == 16  # on by default
     assert models["generator"]["backend"] == "onnx" and models["generator"]["precision"] == "int8"
     assert models["generator"]["arch"] == "espcn_res" and len(models["generator"]["weights_sha256"]) == 16

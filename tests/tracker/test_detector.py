@@ -145,6 +145,19 @@ def test_onnx_backend_matches_torch_and_caches(tmp_path, clip_3s):
     assert cached[0].stat().st_mtime_ns == mtime
 
 
+def test_auto_input_size_follows_the_frame():
+    from tracker.detector import auto_imgsz
+
+    assert [auto_imgsz(w, h) for w, h in ((640, 360), (1280, 720), (1920, 1080), (1080, 1920), (3840, 2160))] == \
+        [640, 640, 960, 960, 1280]
+    det = PlateDetector(config=DetectorConfig(refine_corners=False))
+    assert det.config.imgsz is None  # auto by default
+    x, ratios = det._letterbox([np.zeros((1080, 1920, 3), np.uint8), np.zeros((720, 1280, 3), np.uint8)])
+    assert ratios == [0.5, 0.5] and tuple(x.shape[2:]) == (544, 960)  # each frame at its own size, padded to the stride
+    fixed = PlateDetector(config=DetectorConfig(imgsz=640, refine_corners=False))
+    assert fixed._letterbox([np.zeros((1080, 1920, 3), np.uint8)])[0].shape[2:] == (384, 640)
+
+
 def test_auto_backend_and_bad_backend():
     from tracker.weights_file import openvino_available
 
