@@ -11,7 +11,7 @@ only its fixed 20 % hold-out (``train.detector.openalpr_split``), never trained 
 second true plate in a photo counts as a false positive (precision there is a lower bound).
 No photo has a plate under 40 px wide, so the same photos are also scored shrunk (area
 averaging) until their plates are 16-64 px wide and packed into 1920x1080 frames
-(:func:`train.detector.shrunk_photo_mosaics`), at the input size and at 1280.
+(:func:`train.detector.shrunk_photo_mosaics`), at the input size and at each of ``--shrunk-imgsz`` (default 960 and 1280).
 Synthetic: held-out clips rendered by ``train.synth`` with seeds the detector never trained on;
 their corners are exact, so they also give the corner error of a corner (pose) detector: the
 mean distance of the 4 predicted corners to the true ones, in % of the true plate width, per
@@ -517,8 +517,8 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict]:
                 continue
             rows[name.format("real photos")] = evaluate_photos(detector, folder, conf=args.conf, files=files)
         # The photos hold no plate under 40 px: the same plates shrunk into 1080p frames, at this
-        # input size and at 1280.
-        for imgsz in dict.fromkeys((args.imgsz, 1280)):
+        # input size and at each of --shrunk-imgsz (960: what imgsz auto gives 1080p).
+        for imgsz in dict.fromkeys([args.imgsz] + [int(v) for v in args.shrunk_imgsz.split(",") if v]):
             det = detector if imgsz == args.imgsz else PlateDetector(weights, replace(config, imgsz=imgsz))
             for name, folder, files in sets:
                 if folder.is_dir():
@@ -550,6 +550,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--clips", type=int, default=3, help="held-out synthetic clips (seeds 9001...)")
     p.add_argument("--study-imgsz", default="640,960,1280,1920",
                    help="input sizes for the small-plate study on 1080p frames ('' to skip)")
+    p.add_argument("--shrunk-imgsz", default="960,1280",
+                   help="input sizes, besides --imgsz, for the real plates shrunk into 1080p frames ('' for none)")
     p.add_argument("--no-roi-study", dest="roi_study", action="store_false",
                    help="skip the region-of-interest study on 1080p frames")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="detector back end for the scored sets")

@@ -71,7 +71,8 @@ def evaluate(work: Path, clips: int = 8, every: int = 6, margin: float = 0.15, r
 
     # imgsz 640 as in benchmarks.detection's photo rows (auto would grow with each photo's size)
     detector = PlateDetector(config=DetectorConfig(imgsz=640, refine_corners=False))
-    refiner, reader = CornerRefiner(), PlateReader()
+    # the refiner on the detector's back end and precision, as PlateDetector runs it
+    refiner, reader = CornerRefiner(backend=detector.backend, precision=detector.precision), PlateReader()
 
     def matched(frame, boxes):
         """(detection, refined corners, truth index) per truth box matched at IoU 0.5 by a detection

@@ -150,8 +150,8 @@ def auto_imgsz(width: int, height: int) -> int:
     """The network input size (long side, px) for a ``width`` x ``height`` frame or region: half
     its long side, rounded up to the stride, within 640..1280. The detector finds real plates
     from about 25 px wide at its input: real plates 40-64 px wide in 1080p frames were found at
-    0.36 (US) / 0.16 (EU) with imgsz 640, 0.79 / 0.31 with 960, 0.94 / 0.53 with 1280, at 21, 36
-    and 66 ms per frame (OpenVINO bf16, 2 cores; benchmarks/results/detection/imgsz.md)."""
+    0.36 (US) / 0.16 (EU) with imgsz 640, 0.79 / 0.31 with 960, 0.94 / 0.53 with 1280, at 16-21,
+    23-36 and 42-66 ms per frame (OpenVINO bf16, 2 cores; benchmarks/results/detection/imgsz.md)."""
     half = -(-max(width, height) // 64) * 32
     return int(min(1280, max(640, half)))
 
