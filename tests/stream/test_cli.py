@@ -51,9 +51,10 @@ def test_corrupt_generator_weights(tmp_path):
     assert_one_line_error(run_cli(str(clip), "-o", str(tmp_path / "o"), "--generator", str(bad)), "cannot read")
 
 
-@pytest.mark.parametrize("args, fragment", [(["--detect-every", "0"], "detect-every"), (["--imgsz", "100"], "imgsz"), (["--imgsz", "big"], "imgsz"),
-                                            (["--fuse", "-1"], "fuse"), (["--fuse", "99"], "fuse"),
-                                            (["--preset", "quick"], "--preset"), (["--roi", "1,2,3"], "--roi"),
+@pytest.mark.parametrize("args, fragment", [(["--detect-every", "0"], "detect-every"), (["--imgsz", "100"], "imgsz"),
+                                            (["--imgsz", "big"], "imgsz"), (["--fuse", "-1"], "fuse"),
+                                            (["--fuse", "99"], "fuse"), (["--preset", "quick"], "--preset"),
+                                            (["--roi", "1,2,3"], "--roi"),
                                             (["--roi", "0,0,0,10"], "--roi")])
 def test_bad_options(tmp_path, args, fragment):
     proc = run_cli(str(tmp_path / "x.mp4"), *args)
