@@ -496,16 +496,16 @@ def plot_study(study: dict, path: Path, roi: dict | None = None) -> None:
     plt.close(fig)
 
 
-def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict]:
-    """All photo and clip sets for one weights file; returns (rows, corner summaries); the rows'
-    back end and precision go into ``rows["_backend"]``."""
+def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, str]:
+    """All photo and clip sets for one weights file; returns (rows, corner summaries, the back end
+    and precision that scored them)."""
     from tracker.detector import DetectorConfig, PlateDetector
     from train.detector import openalpr_split
     from train.synth.scenes import SceneConfig, write_scene_clip
 
     config = DetectorConfig(imgsz=args.imgsz, conf=args.conf, backend=args.backend, precision=args.precision)
     detector = PlateDetector(weights, config)
-    rows, corners = {"_backend": f"{detector.backend} {detector.precision}"}, {}
+    rows, corners = {}, {}
     if not args.quick:
         us = args.data / "openalpr" / "us"
         eu = args.data / "openalpr" / "eu"
@@ -536,7 +536,7 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict]:
         rep = evaluate_clip(detector, clip_dir, conf=args.conf, with_corners=True)
         corners[name] = rep.pop("corners", None)
         rows[name] = rep
-    return rows, corners
+    return rows, corners, f"{detector.backend} {detector.precision}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -567,14 +567,13 @@ def main(argv: list[str] | None = None) -> None:
     from tracker.detector import load_detector_model
 
     with tempfile.TemporaryDirectory() as tmp:
-        rows, corners = evaluate_model(args.detector, args, Path(tmp))
+        rows, corners, backend = evaluate_model(args.detector, args, Path(tmp))
         doc = {"imgsz": args.imgsz, "conf": args.conf, "detector": str(args.detector or "shipped default"),
-               "backend": rows.pop("_backend"),
+               "backend": backend,
                "detector_info": {k: v for k, v in load_detector_model(args.detector)[1].items() if k != "names"},
                "sets": rows, "corners": corners}
         if args.compare:
-            c_rows, c_corners = evaluate_model(args.compare, args, Path(tmp))
-            c_rows.pop("_backend")
+            c_rows, c_corners, _ = evaluate_model(args.compare, args, Path(tmp))
             doc["compare"] = {"detector": str(args.compare), "sets": c_rows, "corners": c_corners}
     study = speed = roi = None
     if not args.quick and args.study_imgsz:

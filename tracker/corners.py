@@ -172,6 +172,8 @@ class CornerRefiner:
         if backend == "auto":
             backend = "torch" if str(device) != "cpu" or not onnx_available() else "onnx"
         self.backend = backend
+        # One thread: a few small patches per detector frame; the pipeline's other stages need
+        # the second core.
         if backend == "onnx":
             self._session = cpu_session(self._exporter(cache_dir), 1, "corner refiner", RefinerWeightsError)
         elif backend == "openvino":
@@ -187,8 +189,6 @@ class CornerRefiner:
                                       output_names=["corners"],
                                       dynamic_axes={"patches": {0: "batch"}, "corners": {0: "batch"}})
 
-        # One thread (see __init__): a few small patches per detector frame; the pipeline's other
-        # stages need the second core.
         return export
 
     @torch.inference_mode()

@@ -11,8 +11,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
 import numpy as np
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open
 
@@ -46,7 +46,8 @@ def onnx_available() -> bool:
 
 
 def openvino_available() -> bool:
-    """Whether OpenVINO is installed (the optional, faster CPU path of both models)."""
+    """Whether OpenVINO is installed (the faster CPU path of both models; a dependency, but the
+    ONNX Runtime path works without it)."""
     return importlib.util.find_spec("openvino") is not None
 
 
@@ -76,6 +77,21 @@ def export_onnx_cached(model: torch.nn.Module, example: torch.Tensor, name: str,
     return path
 
 
+def _load_cached(export: Callable[[], Path], load: Callable[[Path], object], runtime: str, what: str,
+                 error: type[Exception]):
+    """``load(export())``; a cached graph that does not load (a corrupt cache file) is deleted
+    and exported again once; then ``error`` ("<runtime> cannot load the exported <what>: ...")."""
+    path = export()
+    try:
+        return load(path)
+    except Exception as exc:
+        path.unlink(missing_ok=True)
+        try:
+            return load(export())
+        except Exception:
+            raise error(f"{runtime} cannot load the exported {what}: {exc}") from None
+
+
 def cpu_session(export: Callable[[], Path], threads: int, what: str, error: type[Exception]):
     """An ONNX Runtime CPU session on the graph ``export()`` returns, ``threads`` intra-op threads,
     without busy-waiting after a run (the pipeline's other stages need the cores right away;
@@ -87,15 +103,8 @@ def cpu_session(export: Callable[[], Path], threads: int, what: str, error: type
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    path = export()
-    try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # a corrupt cache file
-        path.unlink(missing_ok=True)
-        try:
-            return ort.InferenceSession(str(export()), opts, providers=["CPUExecutionProvider"])
-        except Exception:
-            raise error(f"ONNX Runtime cannot load the exported {what}: {exc}") from None
+    return _load_cached(export, lambda path: ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]),
+                        "ONNX Runtime", what, error)
 
 
 class OpenVINOSession:
@@ -104,14 +113,12 @@ class OpenVINOSession:
 
     precision: "f32", "bf16" (the CPU's native bf16 units, AVX512_BF16 or AMX: convolutions in
     bf16, accumulation in f32) or "auto" (OpenVINO's default: bf16 where the CPU has such units,
-    else f32). ``precision`` after construction says which one runs. Calls are serialised (one
-    infer request)."""
+    else f32; checked by :func:`cpu_openvino`). ``precision`` after construction says which one
+    runs. Calls are serialised (one infer request)."""
 
     def __init__(self, path: Path, threads: int, precision: str = "auto") -> None:
         import openvino as ov
 
-        if precision not in OPENVINO_PRECISIONS:
-            raise ValueError(f"unknown OpenVINO precision {precision!r}; expected one of {OPENVINO_PRECISIONS}")
         core = ov.Core()
         config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
                   # The pipeline's decoder and encoder threads share the cores: no pinning.
@@ -133,14 +140,6 @@ def cpu_openvino(export: Callable[[], Path], threads: int, what: str, error: typ
                  precision: str = "auto") -> OpenVINOSession:
     """:class:`OpenVINOSession` on the graph ``export()`` returns, ``threads`` threads. A cached
     graph that does not load is exported again once; then ``error``."""
-    path = export()
-    try:
-        return OpenVINOSession(path, threads, precision)
-    except ValueError:
-        raise
-    except Exception as exc:  # a corrupt cache file
-        path.unlink(missing_ok=True)
-        try:
-            return OpenVINOSession(export(), threads, precision)
-        except Exception:
-            raise error(f"OpenVINO cannot load the exported {what}: {exc}") from None
+    if precision not in OPENVINO_PRECISIONS:
+        raise ValueError(f"unknown OpenVINO precision {precision!r}; expected one of {OPENVINO_PRECISIONS}")
+    return _load_cached(export, lambda path: OpenVINOSession(path, threads, precision), "OpenVINO", what, error)
