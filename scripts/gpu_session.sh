@@ -8,7 +8,8 @@
 # filterpy); the US photos travel shrunk to 640 px (their labels rescaled) in .dev/us with the
 # hold-out's label files only, so train.detector's fixed split is the usual one and no hold-out
 # image is there at all. Everything lands in $OUT; results are committed from there.
-# Knobs (for a dry run on a CPU): SKIP_DETECTOR, DEVICE, N_SYN, HOURS, BATCH, WORKERS, GEN_WORKERS, TP_ARGS.
+# Knobs (for a dry run on a CPU): SKIP_DETECTOR, SKIP_THROUGHPUT, DEVICE, N_SYN, HOURS, BATCH, WORKERS, GEN_WORKERS,
+# IMGSZ, US_SHRUNK (real train-split plates shrunk into 1080p frames, K copies), TP_ARGS.
 set -u
 OUT=${OUT:-/tmp/gpu_out}
 LOGS=/tmp/gpu_logs  # text files, packed into $OUT/logs.tgz at every step (the tool returns 8 files at most)
@@ -19,6 +20,8 @@ HOURS=${HOURS:-0.06}
 BATCH=${BATCH:-64}
 WORKERS=${WORKERS:-12}
 GEN_WORKERS=${GEN_WORKERS:-13}
+IMGSZ=${IMGSZ:-640}
+US_SHRUNK=${US_SHRUNK:-0}
 TP_ARGS=${TP_ARGS:---device cuda --batches 1 32 256 1024 4096 --sizes 1920x1080 --seconds 6 --streams 1 4 16 --no-naive --sr-backend eager --sr-precision fp16}
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$LOGS/timeline.txt"; tar czf "$OUT/logs.tgz" -C "$LOGS" .; }
@@ -39,17 +42,17 @@ mkdir -p "$YOLO_CONFIG_DIR/Ultralytics"
 (nvidia-smi || true) > "$LOGS/nvidia-smi.txt" 2>&1
 # ultralytics' data-loader workers pass batches through shared memory: make room where allowed
 mount -o remount,size=16G /dev/shm 2>/dev/null; df -h /dev/shm >> "$LOGS/nvidia-smi.txt" 2>&1; nproc >> "$LOGS/nvidia-smi.txt"
-python3 -c "import torch, cv2, av, ultralytics; print('torch', torch.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name(0), 'cv2', cv2.__version__, 'av', av.__version__, 'ultralytics', ultralytics.__version__)" 2>&1 | tee "$LOGS/versions.txt"
+python3 -c "import torch, cv2, ultralytics; print('torch', torch.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name(0), 'cv2', cv2.__version__, 'ultralytics', ultralytics.__version__)" 2>&1 | tee "$LOGS/versions.txt"
 stamp "set up"
 
 # 1. detector (GPU + most cores); SKIP_DETECTOR=1 for the benchmark alone
-[ "${SKIP_DETECTOR:-0}" = 1 ] || python3 -m train.detector --synthetic "$N_SYN" --data-workers "$GEN_WORKERS" --us .dev/us --us-repeat 3 \
-  --init tracker/weights/plate_yolov8p_pose.safetensors --imgsz 640 --hours "$HOURS" --batch "$BATCH" \
+[ "${SKIP_DETECTOR:-0}" = 1 ] || python3 -m train.detector --synthetic "$N_SYN" --data-workers "$GEN_WORKERS" --us .dev/us --us-repeat 3 --us-shrunk "$US_SHRUNK" \
+  --init tracker/weights/plate_yolov8p_pose.safetensors --imgsz "$IMGSZ" --hours "$HOURS" --batch "$BATCH" \
   --workers "$WORKERS" --device "$DEVICE" --out "$OUT/plate_yolov8p_pose_gpu.safetensors" --workdir /tmp/le-det \
   > "$LOGS/detector.log" 2>&1
 stamp "detector done (exit $?)"
 cp /tmp/le-det/runs/train/results.csv "$LOGS/detector_results.csv" 2>/dev/null
 
 # 2. throughput with the GPU to itself
-python3 -m benchmarks.throughput --out "$OUT/throughput" $TP_ARGS > "$LOGS/throughput.log" 2>&1
+[ "${SKIP_THROUGHPUT:-0}" = 1 ] || python3 -m benchmarks.throughput --out "$OUT/throughput" $TP_ARGS > "$LOGS/throughput.log" 2>&1
 stamp "throughput done (exit $?)"
