@@ -38,7 +38,7 @@ POSE_MODEL_YAML = Path(__file__).parent / "models" / "plate_yolov8p_pose.yaml"
 POSE_WEIGHTS = Path(__file__).parent / "weights" / "plate_yolov8p_pose.safetensors"  # corners (tl, tr, br, bl)
 BOX_WEIGHTS = Path(__file__).parent / "weights" / "plate_yolov8p.safetensors"  # boxes only, synthetic-only training
 # The corner model is the default: on the real US hold-out it finds 0.955 of the plates at AP50
-# 0.941 against 0.591 / 0.359 for the box model (benchmarks/results/detection).
+# 0.939 against 0.591 / 0.362 for the box model (benchmarks/results/detection).
 DEFAULT_WEIGHTS = POSE_WEIGHTS
 BACKENDS = ("auto", "torch", "onnx", "openvino")
 

@@ -13,11 +13,12 @@ The shipped (default) corner detector came from three runs, each starting from t
     python -m train.detector --synthetic 5000 --data-workers 13 --us ../shared/data/openalpr/us --us-repeat 3 \
         --init tracker/weights/plate_yolov8p_pose.safetensors --imgsz 640 --hours 0.08 --batch 64 \
         --workers 12 --device 0 --out tracker/weights/plate_yolov8p_pose.safetensors
-    # 4. at the 1080p input size (960) with the train-split photos also shrunk into 1080p frames:
-    #    31 epochs in 6 minutes on a lent H200 (benchmarks/results/detection/gpu_imgsz960.md)
+    # optional weights (not the default: they lose EU plates in video): at the 1080p input size (960)
+    # with the train-split photos also shrunk into 1080p frames, 31 epochs in 6 minutes on a lent H200
+    # (benchmarks/results/detection/gpu_imgsz960.md)
     python -m train.detector --synthetic 4000 --data-workers 14 --us ../shared/data/openalpr/us --us-repeat 3 \
         --us-shrunk 8 --init tracker/weights/plate_yolov8p_pose.safetensors --imgsz 960 --hours 0.1 --batch 64 \
-        --workers 12 --device 0 --out tracker/weights/plate_yolov8p_pose.safetensors
+        --workers 12 --device 0 --out tracker/weights/plate_yolov8p_pose_960.safetensors
     python -m train.detector --ccpd CCPD2019/ccpd_base --epochs 20           # a CCPD folder (labels in names)
     python -m train.detector --yolo my_dataset/data.yaml --epochs 50         # YOLO-format user data
 
