@@ -7,7 +7,8 @@
 End to end is the real pipeline (decode → detect → track → SR → annotate → encode) on
 synthetic clips with plates: in this process for one stream, beside a naive baseline in the same
 run (a detector call per frame, one eager fp32 generator call per crop on every frame,
-foreground encoding); ``--streams N ...`` runs the ``enhance-video`` CLI on N copies of the
+foreground encoding), and the same pipeline without the annotated video (``enhance-video
+--no-video``: tracks, reports and crops only); ``--streams N ...`` runs the ``enhance-video`` CLI on N copies of the
 largest clip at once (one process, shared models) and reports each stream's and the total fps.
 An encoder table times the annotated video's x264 settings alone on the largest clip (fps, CPU
 core-ms per frame, file size, luma PSNR). Writes throughput.json, throughput.md and throughput.png.
@@ -271,6 +272,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--processes", type=int, nargs="+", default=[1],
                    help="run each --streams count split over this many CLI processes (one row per value)")
     p.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive baseline")
+    p.add_argument("--no-video-rows", dest="video_rows", action="store_false",
+                   help="skip the end-to-end runs without the annotated video (enhance-video --no-video)")
+    p.add_argument("--streams-no-video", action="store_true", help="the several-streams runs with --no-video")
     p.add_argument("--no-encoder", dest="encoder", action="store_false",
                    help="skip the x264 settings table of the annotated video")
     p.add_argument("--sr-backend", default="auto", help="generator back end of the end-to-end runs")
@@ -298,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
                "generator": generator_table((8,) if args.quick else tuple(args.batches),
                                             repeats=1 if args.quick else 3, quick=args.quick, device=args.device)
                if (args.batches or args.quick) else [],
-               "videos": [], "streams": [], "encoder": []}
+               "videos": [], "streams": [], "encoder": [], "streams_no_video": args.streams_no_video}
     write_report(results, args.out)
     with tempfile.TemporaryDirectory() as tmp:
         clip = None
@@ -314,6 +318,11 @@ def main(argv: list[str] | None = None) -> None:
                 with VideoSource(clip.video_path) as src:
                     res = pipe.run(src, Path(tmp) / f"out{h}_{every}", progress=False)
                 row[f"end_to_end_fps_detect_every_{every}"] = round(res.fps, 2)
+                if args.video_rows:  # tracks, reports and crops alone (--no-video)
+                    pipe = EnhancePipeline(detector, enhancer, PipelineConfig(detect_every=every, video=False))
+                    with VideoSource(clip.video_path) as src:
+                        res = pipe.run(src, Path(tmp) / f"out{h}_{every}_novideo", progress=False)
+                    row[f"end_to_end_fps_no_video_detect_every_{every}"] = round(res.fps, 2)
             if args.naive and not args.quick:
                 with VideoSource(clip.video_path) as src:
                     res = naive_pipeline(args.device).run(src, Path(tmp) / f"naive{h}", progress=False)
@@ -333,7 +342,8 @@ def main(argv: list[str] | None = None) -> None:
             row = {"size": results["videos"][-1]["size"],
                    **streams_row(clip.video_path, n, Path(tmp) / f"streams{n}_{procs}", args.device,
                                  ("--backend", args.sr_backend, "--precision", args.sr_precision,
-                                  "--detector-backend", args.detector_backend, "--imgsz", str(args.imgsz or "auto")),
+                                  "--detector-backend", args.detector_backend, "--imgsz", str(args.imgsz or "auto"),
+                                  *(("--no-video",) if args.streams_no_video else ())),
                                  processes=procs)}
             results["streams"].append(row)
             print(row, flush=True)
@@ -350,15 +360,17 @@ def write_report(results: dict, out: Path) -> None:
              *[f"| {g['backend']} | {g['precision']} | {g['channels_last']} | {g.get('batch', '-')} | "
                f"{g.get('crops_per_s', 'skipped: ' + g.get('skipped', ''))} |" for g in results["generator"]], "",
              "| video | detector | generator | decode fps | detector ms/frame | end-to-end fps (detect every 1) "
-             "| (every 3) | naive baseline fps | speed-up (every 1 / every 3) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| (every 3) | no video (every 1 / every 3) | naive baseline fps | speed-up (every 1 / every 3) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["videos"]:
         naive = (f"{r['naive_fps']} | {r['speedup_vs_naive']}x / {r['speedup_vs_naive_detect_every_3']}x"
                  if "naive_fps" in r else "- | -")
         lines.append(f"| {r['size']} | {r.get('detector_backend', '-')} imgsz {r.get('detector_imgsz', 640)} | "
                      f"{r.get('generator_backend', '-')} | "
                      f"{r['decode_fps']} | {r['detector_ms_per_frame']} | "
-                     f"{r['end_to_end_fps_detect_every_1']} | {r['end_to_end_fps_detect_every_3']} | {naive} |")
+                     f"{r['end_to_end_fps_detect_every_1']} | {r['end_to_end_fps_detect_every_3']} | "
+                     f"{r.get('end_to_end_fps_no_video_detect_every_1', '-')} / "
+                     f"{r.get('end_to_end_fps_no_video_detect_every_3', '-')} | {naive} |")
     if results.get("encoder"):
         lines += ["", "Annotated-video encoder alone (x264 crf 23 through `VideoSink` on the last clip's decoded frames; "
                   "core-ms: CPU time of all threads per frame):", "",
@@ -367,7 +379,8 @@ def write_report(results: dict, out: Path) -> None:
             lines.append(f"| {r['size']} | {r['preset']}{' (default)' if r['default'] else ''} | {r['x264_params'] or '-'} "
                          f"| {r['fps']} | {r['cpu_ms_per_frame']} | {r['kib']} | {r['y_psnr_db']} |")
     if results.get("streams"):
-        lines += ["", "Several streams (`enhance-video` on N copies, --no-read; P processes share them out):", "",
+        lines += ["", "Several streams (`enhance-video` on N copies, --no-read"
+                  f"{', --no-video' if results.get('streams_no_video') else ''}; P processes share them out):", "",
                   "| video | streams | processes | slowest stream fps | mean stream fps | total fps |",
                   "|---|---|---|---|---|---|"]
         for r in results["streams"]:

@@ -6,7 +6,7 @@ enhanced inset beside each plate; fragmented MP4, playable even after a crash), 
 line per track per frame, flushed per line, with the OCR read where one happened), report.json
 (one entry per track, with its voted plate text) and crops/ (per track: the best crop as input |
 bicubic | enhanced, the enhanced crop alone, and the plate image its text was read from, written
-as soon as they are chosen). With --fuse K, once a plate has been seen in K frames its
+as soon as they are chosen); --no-video leaves out annotated.mp4. With --fuse K, once a plate has been seen in K frames its
 enhancement fuses its last K crops.
 Live streams also get events.jsonl (connections, reconnections, frame-size changes) and a status
 line on stderr. SIGINT / SIGTERM finish the files and exit 130 / 143.
@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cut plate boxes as they are (default: with the corner detector, warp each plate to "
                         "a frontal rectangle first)")
     g = p.add_argument_group("output video")
+    g.add_argument("--no-video", action="store_true",
+                   help="no annotated video: tracks, report and crops only (saves the encoder, the "
+                        "largest CPU cost at 1080p)")
     g.add_argument("--crf", type=int, default=23, help="x264 quality, lower is better (default 23)")
     g.add_argument("--preset", default="veryfast", choices=X264_PRESETS, metavar="PRESET",
                    help="x264 speed preset, ultrafast ... placebo (default veryfast)")
@@ -195,7 +198,7 @@ def _output_dir(args: argparse.Namespace, src: str) -> Path:
         out_dir = Path("enhanced") / (safe_name(src) if is_url(src) else Path(src).stem or "video")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"output folder {out_dir} is an existing file")
-    if not is_url(src) and (out_dir / VIDEO_NAME).resolve() == Path(src).resolve():
+    if not args.no_video and not is_url(src) and (out_dir / VIDEO_NAME).resolve() == Path(src).resolve():
         raise OutputError(f"output {out_dir / VIDEO_NAME} would overwrite the input")
     return out_dir
 
@@ -293,13 +296,12 @@ def _pipeline(args: argparse.Namespace, models, live: bool, reader=None):
         detect_every=args.detect_every, margin=args.margin, enhance=not args.no_sr, crf=args.crf,
         preset=args.preset, x264_params=args.x264_params,
         detect_batch=1 if live else 4, sr_interval_s=args.sr_interval,  # live: no waiting to fill a batch
-        fuse_k=fusion.config.k if fusion is not None else 0, rectify=not args.no_rectify), reader=reader,
+        fuse_k=fusion.config.k if fusion is not None else 0, rectify=not args.no_rectify,
+        video=not args.no_video), reader=reader,
         fusion=fusion)
 
 
 def _print_result(args: argparse.Namespace, result, out_dir: Path, prefix: str = "") -> None:
-    from stream.outputs import VIDEO_NAME
-
     print(f"{prefix}{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps), "
           f"{len(result.tracks)} plate tracks")
     if not args.no_read:
@@ -310,7 +312,8 @@ def _print_result(args: argparse.Namespace, result, out_dir: Path, prefix: str =
                   f"{t.n_reads} reads agree; frames {t.first_frame}-{t.last_frame}; {t.read_crop or 'no crop yet'})")
         if len(read) > 20:
             print(f"{prefix}  ... {len(read) - 20} more in report.json")
-    print(f"{prefix}outputs in {out_dir}/: {VIDEO_NAME}, tracks.jsonl, report.json, crops/")
+    video = f"{result.video.name}, " if result.video is not None else ""
+    print(f"{prefix}outputs in {out_dir}/: {video}tracks.jsonl, report.json, crops/")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -83,7 +83,9 @@ class PipelineConfig:
     on its own thread, overlapping the next frame's models; rectify: with a corner detector, each
     crop is the plate quadrilateral warped to a frontal rectangle, grown by ``rectify_margin`` of
     its size (benchmarks/results/rectify: +12.5 points of exact OCR reads on synthetic plates seen
-    in perspective); the box crop is used when a track has no plausible corners."""
+    in perspective); the box crop is used when a track has no plausible corners; video: write the
+    annotated video (False: tracks, reports and crops only, nothing drawn or encoded: at 1080p the
+    encoder is the pipeline's largest CPU cost, and a many-camera box may want the reads alone)."""
 
     detect_every: int = 1
     detect_batch: int = 4
@@ -102,6 +104,7 @@ class PipelineConfig:
     background_encode: bool = True
     rectify: bool = True
     rectify_margin: float = 0.08
+    video: bool = True
 
 
 @dataclass
@@ -133,7 +136,7 @@ class RunResult:
     """Where a run's outputs are and what it measured."""
 
     out_dir: Path
-    video: Path
+    video: Path | None  # None: run without the annotated video
     tracks_jsonl: Path
     report: Path
     frames: int
@@ -219,12 +222,14 @@ class EnhancePipeline:
         info = source.info
         # Live: no encoder lookahead, a keyframe every ~2 s and a fragment every second, so a kill
         # loses about a second of video.
-        sink = VideoSink(out_dir / VIDEO_NAME, info.width, info.height, info.fps, info.time_base,
-                         crf=self.config.crf, preset=self.config.preset, x264_params=self.config.x264_params,
-                         audio=info.audio,
-                         fragment_s=1.0 if live else None, keyint=max(1, round(2 * info.fps)) if live else None,
-                         low_latency=live,
-                         background=self.config.background_encode)  # x264 overlaps the next frame's models
+        sink = None
+        if self.config.video:
+            sink = VideoSink(out_dir / VIDEO_NAME, info.width, info.height, info.fps, info.time_base,
+                             crf=self.config.crf, preset=self.config.preset, x264_params=self.config.x264_params,
+                             audio=info.audio,
+                             fragment_s=1.0 if live else None, keyint=max(1, round(2 * info.fps)) if live else None,
+                             low_latency=live,
+                             background=self.config.background_encode)  # x264 overlaps the next frame's models
         tracker = self._new_tracker(info.width, info.height)
         id_offset = 0  # added to the tracker's ids, which restart at 1 after each reset
         summaries: dict[int, TrackSummary] = {}
@@ -244,7 +249,8 @@ class EnhancePipeline:
         chunk: list[Frame] = []
 
         def result_now() -> RunResult:
-            return RunResult(out_dir=out_dir, video=out_dir / VIDEO_NAME, tracks_jsonl=out_dir / TRACKS_NAME,
+            return RunResult(out_dir=out_dir, video=out_dir / VIDEO_NAME if sink is not None else None,
+                             tracks_jsonl=out_dir / TRACKS_NAME,
                              report=out_dir / REPORT_NAME, frames=frames_done,
                              seconds=time.perf_counter() - t_start,
                              tracks=sorted(summaries.values(), key=lambda s: s.track_id))
@@ -260,7 +266,8 @@ class EnhancePipeline:
                     tr.track_id += id_offset
                 st.clock = frames_done
                 image = self._process_frame(frame, tracks, st)
-                sink.write(image, frame.pts_s)
+                if sink is not None:
+                    sink.write(image, frame.pts_s)
                 frames_done += 1
                 bar.update(1)
             chunk.clear()
@@ -276,7 +283,8 @@ class EnhancePipeline:
                 if stop is not None and stop.is_set():  # another thread ends the run (several streams)
                     break
                 if isinstance(item, av.Packet):
-                    sink.mux_audio(item)
+                    if sink is not None:
+                        sink.mux_audio(item)
                     continue
                 if isinstance(item, StreamEvent):
                     if chunk:  # frames of the old connection go through the old tracker
@@ -302,7 +310,8 @@ class EnhancePipeline:
             with finalising():
                 bar.close()
                 try:
-                    sink.close()
+                    if sink is not None:
+                        sink.close()
                 finally:
                     jsonl.close()
                     if events is not None:
@@ -391,7 +400,7 @@ class EnhancePipeline:
             st.votes.seen((tr.track_id for tr in tracks), st.clock)
         # Drawn in place: nothing reads the decoded frame after this (crops above are copies).
         annotated = frame.image
-        if st.region is not None:
+        if st.region is not None and self.config.video:
             draw_region(annotated, st.region)
         for tr in tracks:
             voted = st.votes.voted(tr.track_id) if st.reads is not None else None
@@ -405,8 +414,9 @@ class EnhancePipeline:
                     seq = tuple(ring) if crop.enhanced is None and ring is not None and len(ring) >= self.config.fuse_k else None
                     st.best[tr.track_id] = _BestCrop(q, crop, written_at=old.written_at if old else float("-inf"),
                                                      sequence=seq)
-            draw_track(annotated, tr.box, tr.track_id, st.scheduler.latest(tr.track_id),
-                       label=voted.text if voted is not None else "", inset_cache=st.insets)
+            if self.config.video:
+                draw_track(annotated, tr.box, tr.track_id, st.scheduler.latest(tr.track_id),
+                           label=voted.text if voted is not None else "", inset_cache=st.insets)
         st.insets.keep_only({tr.track_id for tr in tracks})
         return annotated
 
@@ -590,7 +600,8 @@ class EnhancePipeline:
             "width": info.width, "height": info.height, "fps": round(info.fps, 3),
             "frames_processed": result.frames, "seconds": round(result.seconds, 2),
             "processing_fps": round(result.fps, 2),
-            "outputs": {"video": VIDEO_NAME, "tracks": TRACKS_NAME, "crops": CROPS_DIR},
+            "outputs": {"video": result.video.name if result.video is not None else None,
+                        "tracks": TRACKS_NAME, "crops": CROPS_DIR},
             "tracks": [{**asdict(s), "first_s": round(s.first_s, 3), "last_s": round(s.last_s, 3),
                         "mean_score": round(s.mean_score, 4), "read_confidence": round(s.read_confidence, 4)}
                        for s in result.tracks],

@@ -10,6 +10,7 @@ def test_quick_throughput_run_writes_tables_and_plot(tmp_path):
     gen = [g for g in res["generator"] if "crops_per_s" in g]
     assert {g["backend"] for g in gen} >= {"eager", "onnx"} and all(g["crops_per_s"] > 0 for g in gen)
     assert res["videos"][0]["end_to_end_fps_detect_every_1"] > 0
+    assert res["videos"][0]["end_to_end_fps_no_video_detect_every_1"] > 0  # enhance-video --no-video
     enc = {(r["preset"], r["x264_params"]): r for r in res["encoder"]}
     assert [r["preset"] for r in res["encoder"] if r["default"]] == ["veryfast"]
     assert enc[("veryfast", "subme=1:me=dia")]["y_psnr_db"] > 30 and all(r["kib"] > 0 for r in enc.values())
@@ -30,3 +31,6 @@ def test_naive_baseline_and_streams_rows(tmp_path):
     assert res.frames == 15 and res.fps > 0
     row = streams_row(clip.video_path, 2, tmp_path / "two", "cpu")
     assert row["streams"] == 2 and row["frames_per_stream"] == 15 and row["total_fps"] >= row["min_stream_fps"] > 0
+    row = streams_row(clip.video_path, 2, tmp_path / "nv", "cpu", ("--no-video",))
+    assert row["streams"] == 2 and row["frames_per_stream"] == 15
+    assert list((tmp_path / "nv").rglob("report.json")) and not list((tmp_path / "nv").rglob("annotated.mp4"))

@@ -24,7 +24,7 @@ def test_help_documents_every_option():
     for option in ("--out", "--detector", "--generator", "--imgsz", "--conf", "--detect-every", "--no-sr",
                    "--crf", "--preset", "--x264-params", "--threads", "--hwaccel", "--quiet", "--rtsp-transport", "--open-timeout",
                    "--read-timeout", "--max-reconnects", "--max-lag", "--status-interval", "--duration", "--backend", "--precision", "--device",
-                   "--sr-interval", "--fuse", "--fusion-weights", "--no-read", "--roi"):
+                   "--sr-interval", "--fuse", "--fusion-weights", "--no-read", "--roi", "--no-video"):
         assert option in proc.stdout
 
 
@@ -120,6 +120,21 @@ def test_no_read_run(tmp_path):
     assert models["generator"]["backend"] == "onnx" and models["generator"]["precision"] == "int8"
     assert models["generator"]["arch"] == "espcn_res" and len(models["generator"]["weights_sha256"]) == 16
     assert models["fusion"] is None
+
+
+def test_no_video_run_leaves_out_the_video_and_says_so(tmp_path):
+    import json
+
+    from conftest import make_video
+
+    clip = make_video(tmp_path / "v.mp4", n_frames=5)
+    out = tmp_path / "o"
+    proc = run_cli(str(clip), "-o", str(out), "--no-video", "--no-read", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert not (out / "annotated.mp4").exists() and (out / "tracks.jsonl").is_file()
+    assert "annotated.mp4" not in proc.stdout and "tracks.jsonl, report.json" in proc.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["outputs"]["video"] is None and report["frames_processed"] == 5
 
 
 def test_several_inputs_run_in_one_process_with_one_folder_each(tmp_path, clip_3s):

@@ -248,6 +248,31 @@ def test_no_reader_means_no_read_fields(clip_3s, tmp_path):
     assert not list((tmp_path / "crops").glob("*_read.png"))
 
 
+def test_no_video_writes_the_same_tracks_reports_and_crops_without_the_video(clip_3s, tmp_path):
+    """--no-video: nothing drawn or encoded, and the tracks, report and crops are those of the
+    run with the video (the frames the models see are not the drawn ones)."""
+    from stream.pipeline import EnhancePipeline, PipelineConfig
+    from stream.source import VideoSource
+    from tracker.detector import PlateDetector
+
+    detector = PlateDetector()
+    runs = {}
+    for video in (True, False):
+        out = tmp_path / f"video_{video}"
+        with VideoSource(clip_3s.video_path) as src:
+            result = EnhancePipeline(detector, None, PipelineConfig(enhance=False, video=video)).run(
+                src, out, progress=False)
+        runs[video] = (out, result)
+    (with_video, r1), (without, r2) = runs[True], runs[False]
+    assert (with_video / "annotated.mp4").is_file() and r1.video == with_video / "annotated.mp4"
+    assert not (without / "annotated.mp4").exists() and r2.video is None
+    assert (without / "tracks.jsonl").read_text() == (with_video / "tracks.jsonl").read_text()
+    report = json.loads((without / "report.json").read_text())
+    assert report["outputs"]["video"] is None and report["frames_processed"] == clip_3s.n_frames
+    assert [t["track_id"] for t in report["tracks"]] == [t.track_id for t in r1.tracks]
+    assert sorted(p.name for p in (without / "crops").iterdir()) == sorted(p.name for p in (with_video / "crops").iterdir())
+
+
 def test_fusion_takes_over_once_a_track_has_k_crops(clip_3s, tmp_path):
     import cv2
 
