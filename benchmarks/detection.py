@@ -408,16 +408,72 @@ def evaluate_shrunk(detector, folder: Path, conf: float = 0.25, files: Sequence[
     return detection_report(preds, gts, conf=conf)
 
 
+FOOTAGE_SET = "openalpr eu footage (benchmarks.track_reads clip: 640x360 15 fps H.264, plates 30-60 px, evaluation only)"
+
+
+def evaluate_footage(detector, data: Path, tmp: Path, conf: float = 0.25) -> dict:
+    """:func:`detection_report` of ``detector`` on the frames of :mod:`benchmarks.track_reads`'
+    clip (every eu photo as 3 s of a camera zooming in, H.264 CRF 30; the clip is rendered once
+    into ``tmp``), plus ``plates_born``: the plates with at least ``weak_min_hits`` frames where a
+    detection at IoU >= 0.5 scores ``weak_birth_score`` or more, the tracker's rule for starting a
+    (tentative) track from weak detections (``tracker.sort.TrackerConfig``), of ``plates_total``.
+    The photos score whole plates at rest; this is the same plates small, blurred and compressed
+    in video, where a detector can lose plates the photo rows do not show
+    (results/detection/gpu_imgsz960.md)."""
+    import av
+
+    from benchmarks.track_reads import write_clip
+    from tracker.sort import TrackerConfig
+
+    clip = tmp / "eu_footage.mp4"
+    boxes_path = tmp / "eu_footage_boxes.npz"
+    if not boxes_path.exists():
+        plate_boxes: dict[int, np.ndarray] = {}
+        segments = write_clip(data, clip, plate_boxes=plate_boxes)
+        np.savez(boxes_path, index=np.array(sorted(plate_boxes)), boxes=np.stack([plate_boxes[i] for i in sorted(plate_boxes)]),
+                 first=np.array([g["first_frame"] for g in segments]), last=np.array([g["last_frame"] for g in segments]))
+    saved = np.load(boxes_path)
+    gt_by_frame = dict(zip(saved["index"].tolist(), saved["boxes"]))
+    frames, index = [], []
+    with av.open(str(clip)) as container:
+        for k, frame in enumerate(container.decode(video=0)):
+            if k in gt_by_frame:
+                frames.append(frame.to_ndarray(format="bgr24"))
+                index.append(k)
+    gts = [gt_by_frame[k][None] for k in index]
+    with full_curve(detector):
+        preds = []
+        for start in range(0, len(frames), 64):  # bounded memory: the detector's batches
+            preds.extend(detector.detect(frames[start:start + 64]))
+    report = detection_report(preds, gts, conf=conf)
+    cfg = TrackerConfig()
+    born_score = cfg.weak_birth_score if cfg.weak_birth_score is not None else cfg.high_score
+    hits = dict.fromkeys(index, False)
+    for k, dets, gt in zip(index, preds, gts):
+        boxes = np.array([d.box for d in dets if d.score >= born_score], np.float32).reshape(-1, 4)
+        hits[k] = bool(len(boxes)) and bool((box_iou(gt, boxes) >= 0.5).any())
+    born = sum(sum(hits.get(k, False) for k in range(a, b + 1)) >= cfg.weak_min_hits
+               for a, b in zip(saved["first"].tolist(), saved["last"].tolist()))
+    report["plates_born"] = {"plates_born": int(born), "plates_total": int(len(saved["first"])),
+                             "score": born_score, "frames": cfg.weak_min_hits}
+    return report
+
+
 def format_table(rows: dict[str, dict]) -> str:
     lines = ["| set | bin | plates | recall | precision | AP50 | recall at score 0.5 (track birth) |",
              "|---|---|---|---|---|---|---|"]
     for set_name, report in rows.items():
         for bin_name, r in report.items():
-            if bin_name == "corners":
+            if bin_name in ("corners", "plates_born"):
                 continue
             fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
             lines.append(f"| {set_name} | {bin_name} | {r['plates']} | {fmt(r['recall'])} | "
                          f"{fmt(r['precision'])} | {fmt(r['ap50'])} | {fmt(r.get('recall_birth'))} |")
+    for set_name, report in rows.items():
+        if "plates_born" in report:  # the plates of a clip that would get a track
+            b = report["plates_born"]
+            lines += ["", f"{set_name}: {b['plates_born']} of {b['plates_total']} plates are detected (IoU >= 0.5) at "
+                      f"score >= {b['score']} in at least {b['frames']} frames, the tracker's rule for a weakly born track."]
     return "\n".join(lines)
 
 
@@ -524,6 +580,8 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, s
                 if folder.is_dir():
                     rows[name.format(f"real plates shrunk to 16-64 px in 1080p frames, imgsz {imgsz}")] = evaluate_shrunk(
                         det, folder, conf=args.conf, files=files)
+        if eu.is_dir():
+            rows[FOOTAGE_SET] = evaluate_footage(detector, args.data, tmp, conf=args.conf)
     n = 1 if args.quick else args.clips
     for k in range(n):
         w, h = [(1280, 720), (1920, 1080), (640, 360)][k % 3]

@@ -34,11 +34,13 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def render_segment(photo: np.ndarray, box: tuple[int, int, int, int], rng: np.random.Generator,
-                   n_frames: int, width_px: tuple[float, float] = (30.0, 60.0)) -> list[np.ndarray]:
+                   n_frames: int, width_px: tuple[float, float] = (30.0, 60.0),
+                   plate_boxes: list | None = None) -> list[np.ndarray]:
     """Frames of a camera zooming in on ``box`` (x, y, w, h photo px) of ``photo``: the plate's
     width goes from ``width_px[0]`` to ``width_px[1]`` output px, the plate centre drifts from a
     random point of the frame towards the middle, plus sub-pixel shake; out-of-photo areas repeat
-    the photo's border."""
+    the photo's border. plate_boxes: if given, gets the plate's (4,) x1 y1 x2 y2 box in frame px
+    (clipped to the frame) of every frame appended."""
     import cv2
 
     W, H = SIZE
@@ -55,6 +57,9 @@ def render_segment(photo: np.ndarray, box: tuple[int, int, int, int], rng: np.ra
         if s < 0.5:  # low-pass before shrinking, as a camera's optics would
             src = cv2.GaussianBlur(photo, (0, 0), 0.5 / s * 0.6)
         M = np.array([[s, 0, centre[0] - s * cx], [0, s, centre[1] - s * cy]], np.float32)
+        if plate_boxes is not None:
+            x1, y1 = M[:, :2] @ (x, y) + M[:, 2]
+            plate_boxes.append(np.clip([x1, y1, x1 + s * w, y1 + s * h], 0, [W, H, W, H]).astype(np.float32))
         frame = cv2.warpAffine(src, M, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         noise = rng.normal(0, 3.0, frame.shape).astype(np.float32)
         frames.append(np.clip(frame.astype(np.float32) + noise, 0, 255).astype(np.uint8))
@@ -81,8 +86,10 @@ def clip_segments(data: Path, limit: int | None = None) -> list[dict]:
     return segments
 
 
-def write_clip(data: Path, out: Path, limit: int | None = None, seed: int = 0) -> list[dict]:
-    """Render the clip of every annotated ``eu`` photo; returns one segment record per photo."""
+def write_clip(data: Path, out: Path, limit: int | None = None, seed: int = 0,
+               plate_boxes: dict[int, np.ndarray] | None = None) -> list[dict]:
+    """Render the clip of every annotated ``eu`` photo; returns one segment record per photo.
+    plate_boxes: if given, gets each segment frame's plate box (x1 y1 x2 y2 frame px) by frame index."""
     import av
     import cv2
 
@@ -99,8 +106,11 @@ def write_clip(data: Path, out: Path, limit: int | None = None, seed: int = 0) -
             txt = data / "openalpr" / "eu" / f"{seg['photo']}.txt"
             b = parse_annotation(txt.read_text(errors="replace"))[0][0]
             photo = cv2.imread(str(txt.with_suffix(".jpg")))
+            boxes: list = []
             frames = render_segment(photo, (b.x, b.y, b.width, b.height), rng,
-                                    seg["last_frame"] - seg["first_frame"] + 1)
+                                    seg["last_frame"] - seg["first_frame"] + 1, plate_boxes=boxes)
+            if plate_boxes is not None:
+                plate_boxes.update({seg["first_frame"] + i: bx for i, bx in enumerate(boxes)})
             gap = [np.full_like(frames[0], 96)] * int(round(FPS * GAP_SECONDS))
             for f in frames + gap:
                 vf = av.VideoFrame.from_ndarray(f, format="bgr24")

@@ -98,3 +98,43 @@ def test_shrunk_photo_mosaics_keep_each_plate_under_its_box(tmp_path):
         for x1, y1, x2, y2 in gt:
             inner = frame[int(np.ceil(y1)) + 1: int(y2) - 1, int(np.ceil(x1)) + 1: int(x2) - 1].reshape(-1, 3)
             assert len(inner) and inner[:, 2].mean() > 180  # the plate's red channel (200), not the photo's 40
+
+
+def test_footage_rows_score_the_clip_frames_and_count_plates_that_would_get_a_track(tmp_path):
+    """evaluate_footage on a two-photo eu folder: every segment frame is scored against the plate's
+    box, and plates_born counts the plates a detector that always finds them would give a track."""
+    import cv2
+
+    from benchmarks.detection import evaluate_footage
+    from tracker.types import Detection
+
+    eu = tmp_path / "data" / "openalpr" / "eu"
+    eu.mkdir(parents=True)
+    for k in range(2):
+        photo = np.full((400, 600, 3), 50, np.uint8)
+        photo[200:240, 250:430] = 230
+        cv2.imwrite(str(eu / f"p{k}.jpg"), photo)
+        (eu / f"p{k}.txt").write_text(f"p{k}.jpg\t250\t200\t180\t40\tAB{k}\n")
+
+    class FindsWhiteBoxes:  # a stand-in detector: the bright region of each frame, score 0.9
+        config, refiner = None, None
+
+        def detect(self, frames):
+            out = []
+            for f in frames:
+                ys, xs = np.nonzero(f.mean(axis=2) > 160)
+                out.append([Detection(np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32), 0.9)]
+                           if len(xs) else [])
+            return out
+
+    from dataclasses import dataclass
+
+    @dataclass
+    class _Cfg:
+        conf: float = 0.25
+
+    det = FindsWhiteBoxes()
+    det.config = _Cfg()
+    report = evaluate_footage(det, tmp_path / "data", tmp_path)
+    assert report["all"]["plates"] == 90 and report["all"]["recall"] >= 0.95  # 2 segments x 45 frames
+    assert report["plates_born"]["plates_born"] == 2 and report["plates_born"]["plates_total"] == 2

@@ -12,6 +12,18 @@ def test_segment_zooms_in_on_the_plate():
     assert 26 <= widths[0] <= 34 and 56 <= widths[-1] <= 64 and widths == sorted(widths)
 
 
+def test_segment_reports_the_plate_box_of_every_frame():
+    photo = np.full((300, 400, 3), 60, np.uint8)
+    photo[140:160, 150:250] = 255
+    boxes: list = []
+    frames = render_segment(photo, (150, 140, 100, 20), np.random.default_rng(1), 6, plate_boxes=boxes)
+    assert len(boxes) == 6
+    for f, (x1, y1, x2, y2) in zip(frames, boxes):
+        ys, xs = np.nonzero(f.mean(axis=2) > 160)
+        assert abs(xs.min() - x1) <= 1.5 and abs(xs.max() + 1 - x2) <= 1.5
+        assert abs(ys.min() - y1) <= 1.5 and abs(ys.max() + 1 - y2) <= 1.5
+
+
 def test_each_segment_gets_the_track_that_covers_most_of_it():
     segments = [{"first_frame": 0, "last_frame": 44}, {"first_frame": 45, "last_frame": 89},
                 {"first_frame": 90, "last_frame": 134}]
