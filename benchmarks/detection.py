@@ -434,17 +434,18 @@ def evaluate_footage(detector, data: Path, tmp: Path, conf: float = 0.25) -> dic
                  first=np.array([g["first_frame"] for g in segments]), last=np.array([g["last_frame"] for g in segments]))
     saved = np.load(boxes_path)
     gt_by_frame = dict(zip(saved["index"].tolist(), saved["boxes"]))
-    frames, index = [], []
-    with av.open(str(clip)) as container:
-        for k, frame in enumerate(container.decode(video=0)):
+    preds, index, batch = [], [], []
+    with full_curve(detector), av.open(str(clip)) as container:
+        for k, frame in enumerate(container.decode(video=0)):  # 64 frames at a time: bounded memory
             if k in gt_by_frame:
-                frames.append(frame.to_ndarray(format="bgr24"))
+                batch.append(frame.to_ndarray(format="bgr24"))
                 index.append(k)
+            if len(batch) == 64:
+                preds.extend(detector.detect(batch))
+                batch = []
+        if batch:
+            preds.extend(detector.detect(batch))
     gts = [gt_by_frame[k][None] for k in index]
-    with full_curve(detector):
-        preds = []
-        for start in range(0, len(frames), 64):  # bounded memory: the detector's batches
-            preds.extend(detector.detect(frames[start:start + 64]))
     report = detection_report(preds, gts, conf=conf)
     cfg = TrackerConfig()
     born_score = cfg.weak_birth_score if cfg.weak_birth_score is not None else cfg.high_score

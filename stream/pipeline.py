@@ -107,6 +107,19 @@ class PipelineConfig:
     video: bool = True
 
 
+class _NoVideo:
+    """The video sink of a run without the annotated video (``PipelineConfig.video`` False)."""
+
+    def write(self, image: np.ndarray, pts_s: float) -> None:
+        pass
+
+    def mux_audio(self, packet: av.Packet) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass
 class TrackSummary:
     """Per-track line of report.json; times in seconds from the start of the input."""
@@ -222,7 +235,7 @@ class EnhancePipeline:
         info = source.info
         # Live: no encoder lookahead, a keyframe every ~2 s and a fragment every second, so a kill
         # loses about a second of video.
-        sink = None
+        sink = _NoVideo()
         if self.config.video:
             sink = VideoSink(out_dir / VIDEO_NAME, info.width, info.height, info.fps, info.time_base,
                              crf=self.config.crf, preset=self.config.preset, x264_params=self.config.x264_params,
@@ -249,7 +262,7 @@ class EnhancePipeline:
         chunk: list[Frame] = []
 
         def result_now() -> RunResult:
-            return RunResult(out_dir=out_dir, video=out_dir / VIDEO_NAME if sink is not None else None,
+            return RunResult(out_dir=out_dir, video=out_dir / VIDEO_NAME if self.config.video else None,
                              tracks_jsonl=out_dir / TRACKS_NAME,
                              report=out_dir / REPORT_NAME, frames=frames_done,
                              seconds=time.perf_counter() - t_start,
@@ -266,8 +279,7 @@ class EnhancePipeline:
                     tr.track_id += id_offset
                 st.clock = frames_done
                 image = self._process_frame(frame, tracks, st)
-                if sink is not None:
-                    sink.write(image, frame.pts_s)
+                sink.write(image, frame.pts_s)
                 frames_done += 1
                 bar.update(1)
             chunk.clear()
@@ -283,8 +295,7 @@ class EnhancePipeline:
                 if stop is not None and stop.is_set():  # another thread ends the run (several streams)
                     break
                 if isinstance(item, av.Packet):
-                    if sink is not None:
-                        sink.mux_audio(item)
+                    sink.mux_audio(item)
                     continue
                 if isinstance(item, StreamEvent):
                     if chunk:  # frames of the old connection go through the old tracker
@@ -310,8 +321,7 @@ class EnhancePipeline:
             with finalising():
                 bar.close()
                 try:
-                    if sink is not None:
-                        sink.close()
+                    sink.close()
                 finally:
                     jsonl.close()
                     if events is not None:
