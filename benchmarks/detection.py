@@ -414,9 +414,9 @@ FOOTAGE_SET = "openalpr eu footage (benchmarks.track_reads clip: 640x360 15 fps 
 def evaluate_footage(detector, data: Path, tmp: Path, conf: float = 0.25) -> dict:
     """:func:`detection_report` of ``detector`` on the frames of :mod:`benchmarks.track_reads`'
     clip (every eu photo as 3 s of a camera zooming in, H.264 CRF 30; the clip is rendered once
-    into ``tmp``), plus ``plates_born``: the plates with at least ``weak_min_hits`` frames where a
-    detection at IoU >= 0.5 scores ``weak_birth_score`` or more, the tracker's rule for starting a
-    (tentative) track from weak detections (``tracker.sort.TrackerConfig``), of ``plates_total``.
+    into ``tmp``), plus ``plates_born``: the plates with enough frames where a detection at IoU >=
+    0.5 scores enough to start a track by the tracker's defaults (``tracker.sort.TrackerConfig``:
+    ``weak_min_hits`` frames at ``weak_birth_score``), of ``plates_total``.
     The photos score whole plates at rest; this is the same plates small, blurred and compressed
     in video, where a detector can lose plates the photo rows do not show
     (results/detection/gpu_imgsz960.md)."""
@@ -447,16 +447,18 @@ def evaluate_footage(detector, data: Path, tmp: Path, conf: float = 0.25) -> dic
             preds.extend(detector.detect(batch))
     gts = [gt_by_frame[k][None] for k in index]
     report = detection_report(preds, gts, conf=conf)
-    cfg = TrackerConfig()
-    born_score = cfg.weak_birth_score if cfg.weak_birth_score is not None else cfg.high_score
-    hits = dict.fromkeys(index, False)
+    cfg = TrackerConfig()  # its birth rule (tracker.sort): the weak one where set
+    born_score, born_frames = max(cfg.high_score, cfg.new_track_score), cfg.min_hits
+    if cfg.weak_birth_score is not None:
+        born_score, born_frames = min(born_score, cfg.weak_birth_score), cfg.weak_min_hits
+    hits = {}  # frame -> the plate is detected at the birth score
     for k, dets, gt in zip(index, preds, gts):
         boxes = np.array([d.box for d in dets if d.score >= born_score], np.float32).reshape(-1, 4)
         hits[k] = bool(len(boxes)) and bool((box_iou(gt, boxes) >= 0.5).any())
-    born = sum(sum(hits.get(k, False) for k in range(a, b + 1)) >= cfg.weak_min_hits
+    born = sum(sum(hits.get(k, False) for k in range(a, b + 1)) >= born_frames
                for a, b in zip(saved["first"].tolist(), saved["last"].tolist()))
     report["plates_born"] = {"plates_born": int(born), "plates_total": int(len(saved["first"])),
-                             "score": born_score, "frames": cfg.weak_min_hits}
+                             "score": born_score, "frames": born_frames}
     return report
 
 

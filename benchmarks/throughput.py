@@ -313,16 +313,13 @@ def main(argv: list[str] | None = None) -> None:
             row = {"size": f"{w}x{h}", "frames": len(frames), "decode_fps": round(time_decode(clip.video_path), 1),
                    "detector_ms_per_frame": round(time_detector(detector, frames[:16], batch=4), 1)}
             del frames
-            for every in (1, 3):
-                pipe = EnhancePipeline(detector, enhancer, PipelineConfig(detect_every=every))
+            # with the annotated video, then (--no-video) tracks, reports and crops alone
+            for every, video in [(e, v) for e in (1, 3) for v in ((True, False) if args.video_rows else (True,))]:
+                pipe = EnhancePipeline(detector, enhancer, PipelineConfig(detect_every=every, video=video))
+                tag = "" if video else "no_video_"
                 with VideoSource(clip.video_path) as src:
-                    res = pipe.run(src, Path(tmp) / f"out{h}_{every}", progress=False)
-                row[f"end_to_end_fps_detect_every_{every}"] = round(res.fps, 2)
-                if args.video_rows:  # tracks, reports and crops alone (--no-video)
-                    pipe = EnhancePipeline(detector, enhancer, PipelineConfig(detect_every=every, video=False))
-                    with VideoSource(clip.video_path) as src:
-                        res = pipe.run(src, Path(tmp) / f"out{h}_{every}_novideo", progress=False)
-                    row[f"end_to_end_fps_no_video_detect_every_{every}"] = round(res.fps, 2)
+                    res = pipe.run(src, Path(tmp) / f"out{h}_{tag}{every}", progress=False)
+                row[f"end_to_end_fps_{tag}detect_every_{every}"] = round(res.fps, 2)
             if args.naive and not args.quick:
                 with VideoSource(clip.video_path) as src:
                     res = naive_pipeline(args.device).run(src, Path(tmp) / f"naive{h}", progress=False)

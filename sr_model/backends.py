@@ -33,7 +33,6 @@ import importlib.util
 import json
 import logging
 import os
-import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -254,24 +253,18 @@ def openvino_runner(model: nn.Module, device: torch.device, precision: str = "fp
     if precision == "bf16" and not cpu_has_native_bf16():
         raise BackendUnavailable("this CPU has no native bf16 units (AVX-512 BF16 / AMX); use fp32")
     import onnxruntime as ort
-    import openvino as ov
+
+    from tracker.weights_file import OpenVINOSession  # the detector's session: one OpenVINO set-up
 
     cache_dir = Path(cache_dir or default_cache_dir())
     path = cache_dir / f"generator-{model_key(model, 'onnx', torch.__version__, ort.__version__)}.onnx"
     if not path.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
         _export_onnx(model, path)
-    core = ov.Core()
-    compiled = core.compile_model(core.read_model(str(path)), "CPU", {
-        "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
-        "NUM_STREAMS": 1, "ENABLE_CPU_PINNING": False,  # the pipeline's other threads share the cores
-        "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"})
-    request, lock = compiled.create_infer_request(), threading.Lock()
+    session = OpenVINOSession(path, threads or torch.get_num_threads(), "bf16" if precision == "bf16" else "f32")
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        with lock:
-            request.infer({0: x.detach().float().cpu().contiguous().numpy()}, share_inputs=True)
-            return torch.from_numpy(request.get_output_tensor(0).data.copy()).to(x.device)
+        return torch.from_numpy(session.run(None, {0: x.detach().float().cpu().numpy()})[0]).to(x.device)
 
     return run
 
