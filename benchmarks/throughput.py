@@ -9,7 +9,8 @@ synthetic clips with plates: in this process for one stream, beside a naive base
 run (a detector call per frame, one eager fp32 generator call per crop on every frame,
 foreground encoding), and the same pipeline without the annotated video (``enhance-video
 --no-video``: tracks, reports and crops only); ``--streams N ...`` runs the ``enhance-video`` CLI on N copies of the
-largest clip at once (one process, shared models) and reports each stream's and the total fps.
+largest clip at once (one process, shared models; ``--workers W``: the pipelines in W worker
+processes, the models in one) and reports each stream's and the total fps.
 An encoder table times the annotated video's x264 settings alone on the largest clip (fps, CPU
 core-ms per frame, file size, luma PSNR). Writes throughput.json, throughput.md and throughput.png.
 """
@@ -172,10 +173,11 @@ def naive_pipeline(device: str):
 
 
 def streams_row(clip: Path, n: int, out_dir: Path, device: str, extra: tuple[str, ...] = (),
-                processes: int = 1) -> dict:
+                processes: int = 1, workers: int = 0) -> dict:
     """Run ``enhance-video`` on ``n`` copies of ``clip``: ``processes`` CLI processes at once, each
-    with its share of the copies in one process (shared detector and generator, as a user would),
-    and parse each stream's frames / seconds from their output."""
+    with its share of the copies (shared detector and generator, as a user would; ``workers`` > 0:
+    its pipelines in that many worker processes, ``--workers``), and parse each stream's frames /
+    seconds from their output."""
     import re
     import subprocess
     import sys
@@ -183,7 +185,7 @@ def streams_row(clip: Path, n: int, out_dir: Path, device: str, extra: tuple[str
     shares = [n // processes + (1 if i < n % processes else 0) for i in range(processes)]
     t = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, "-m", "stream.cli", *([str(clip)] * k), "-o", str(out_dir / f"p{i}"),
-                               "--device", device, "--no-read", "-q", *extra],
+                               "--device", device, "--no-read", "-q", "--workers", str(workers), *extra],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i, k in enumerate(shares) if k]
     outs = [proc.communicate() for proc in procs]
@@ -191,10 +193,10 @@ def streams_row(clip: Path, n: int, out_dir: Path, device: str, extra: tuple[str
     per = [(int(m[1]), float(m[2])) for out, _ in outs for m in re.finditer(r"(\d+) frames in ([\d.]+) s \(", out)]
     if any(proc.returncode for proc in procs) or len(per) != n:
         bad = next((o for o, proc in zip(outs, procs) if proc.returncode), outs[0])
-        return {"streams": n, "processes": processes,
+        return {"streams": n, "processes": processes, "workers": workers,
                 "error": (bad[1] or bad[0]).strip().splitlines()[-1:] or ["no output"]}
     fps = [f / max(sec, 1e-9) for f, sec in per]
-    return {"streams": n, "processes": len(procs), "frames_per_stream": per[0][0], "min_stream_fps": round(min(fps), 1),
+    return {"streams": n, "processes": len(procs), "workers": workers, "frames_per_stream": per[0][0], "min_stream_fps": round(min(fps), 1),
             "mean_stream_fps": round(sum(fps) / n, 1),
             "total_fps": round(sum(f for f, _ in per) / max(sec for _, sec in per), 1),
             "wall_s_with_model_load": round(wall, 1)}
@@ -231,7 +233,8 @@ def plot(results: dict, path: Path) -> None:
     if keys:
         axes[1].legend(fontsize=8)
     if streams:
-        xs = [f"{r['streams']}" + (f"/{r['processes']}p" if r.get("processes", 1) > 1 else "") for r in streams]
+        xs = [f"{r['streams']}" + (f"/{r['processes']}p" if r.get("processes", 1) > 1 else "")
+              + (f"/{r['workers']}w" if r.get("workers") else "") for r in streams]
         axes[2].bar(xs, [r["total_fps"] for r in streams], label="total")
         axes[2].plot(xs, [r["min_stream_fps"] for r in streams], "ko-", label="slowest stream")
         axes[2].set(xlabel=f"streams ({streams[0]['size']})", ylabel="frames / s", title="several streams, one process")
@@ -271,6 +274,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="also run the CLI on this many copies of the largest clip at once")
     p.add_argument("--processes", type=int, nargs="+", default=[1],
                    help="run each --streams count split over this many CLI processes (one row per value)")
+    p.add_argument("--workers", type=int, nargs="+", default=[0],
+                   help="run each --streams count with enhance-video --workers W (pipelines in W worker processes, "
+                        "models in one; one row per value; 0: threads of one process)")
     p.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive baseline")
     p.add_argument("--no-video-rows", dest="video_rows", action="store_false",
                    help="skip the end-to-end runs without the annotated video (enhance-video --no-video)")
@@ -335,13 +341,14 @@ def main(argv: list[str] | None = None) -> None:
         if clip is not None and args.encoder:
             results["encoder"] = [{"size": results["videos"][-1]["size"], **r} for r in encoder_table(clip.video_path)]
             write_report(results, args.out)
-        for n, procs in [(n, k) for n in (args.streams if clip is not None else []) for k in args.processes if k <= n]:
+        for n, procs, workers in [(n, k, w) for n in (args.streams if clip is not None else []) for k in args.processes
+                                  for w in args.workers if k <= n]:
             row = {"size": results["videos"][-1]["size"],
-                   **streams_row(clip.video_path, n, Path(tmp) / f"streams{n}_{procs}", args.device,
+                   **streams_row(clip.video_path, n, Path(tmp) / f"streams{n}_{procs}_{workers}", args.device,
                                  ("--backend", args.sr_backend, "--precision", args.sr_precision,
                                   "--detector-backend", args.detector_backend, "--imgsz", str(args.imgsz or "auto"),
                                   *(("--no-video",) if args.streams_no_video else ())),
-                                 processes=procs)}
+                                 processes=procs, workers=workers)}
             results["streams"].append(row)
             print(row, flush=True)
             write_report(results, args.out)
@@ -377,14 +384,17 @@ def write_report(results: dict, out: Path) -> None:
                          f"| {r['fps']} | {r['cpu_ms_per_frame']} | {r['kib']} | {r['y_psnr_db']} |")
     if results.get("streams"):
         lines += ["", "Several streams (`enhance-video` on N copies, --no-read"
-                  f"{', --no-video' if results.get('streams_no_video') else ''}; P processes share them out):", "",
-                  "| video | streams | processes | slowest stream fps | mean stream fps | total fps |",
-                  "|---|---|---|---|---|---|"]
+                  f"{', --no-video' if results.get('streams_no_video') else ''}; P processes share them out, "
+                  "each with its pipelines in W worker processes when W > 0):", "",
+                  "| video | streams | processes | workers | slowest stream fps | mean stream fps | total fps |",
+                  "|---|---|---|---|---|---|---|"]
         for r in results["streams"]:
             if "error" in r:
-                lines.append(f"| {r['size']} | {r['streams']} | {r.get('processes', 1)} | failed: {r['error']} | | |")
+                lines.append(f"| {r['size']} | {r['streams']} | {r.get('processes', 1)} | {r.get('workers', 0)} "
+                             f"| failed: {r['error']} | | |")
             else:
-                lines.append(f"| {r['size']} | {r['streams']} | {r.get('processes', 1)} | {r['min_stream_fps']} | "
+                lines.append(f"| {r['size']} | {r['streams']} | {r.get('processes', 1)} | {r.get('workers', 0)} "
+                             f"| {r['min_stream_fps']} | "
                              f"{r['mean_stream_fps']} | {r['total_fps']} |")
     (out / "throughput.md").write_text("\n".join(lines) + "\n")
     plot(results, out / "throughput.png")

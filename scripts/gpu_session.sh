@@ -3,7 +3,8 @@
 #   1. the corner (pose) detector fine-tuned on the GPU: synthetic scenes rendered there in
 #      parallel + the train split of the openalpr US photos (never the EU set);
 #   2. benchmarks.throughput on the GPU: generator crops/s by back end and batch, 1080p end to end,
-#      1 / 4 / 16 streams in one process.
+#      1 / 4 / 16 streams in one process, with their pipelines on threads and in 8 worker processes
+#      (enhance-video --workers: the models stay in one process and serve them all).
 # Packages the GPU image lacks travel as wheels in .whl/ (ultralytics, ultralytics-thop, av,
 # filterpy); the US photos travel shrunk to 640 px (their labels rescaled) in .dev/us with the
 # hold-out's label files only, so train.detector's fixed split is the usual one and no hold-out
@@ -22,7 +23,7 @@ WORKERS=${WORKERS:-12}
 GEN_WORKERS=${GEN_WORKERS:-13}
 IMGSZ=${IMGSZ:-640}
 US_SHRUNK=${US_SHRUNK:-0}
-TP_ARGS=${TP_ARGS:---device cuda --batches 1 32 256 1024 4096 --sizes 1920x1080 --seconds 6 --streams 1 4 16 --no-naive --sr-backend eager --sr-precision fp16}
+TP_ARGS=${TP_ARGS:---device cuda --batches 1 32 256 1024 4096 --sizes 1920x1080 --seconds 6 --streams 1 4 16 --workers 0 8 --no-naive --sr-backend eager --sr-precision fp16}
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$LOGS/timeline.txt"; tar czf "$OUT/logs.tgz" -C "$LOGS" .; }
 

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", nargs="*", default=[],
                    help=f"video files or rtsp:// URLs to enhance (default: the bundled demo clip {DEMO_CLIP.name}); "
-                        "several inputs run at once in one process, sharing one detector and one generator")
+                        "several inputs run at once, sharing one detector and one generator (see --workers)")
     p.add_argument("-o", "--out", type=Path, default=None,
                    help="output folder (default: ./enhanced/<input name>, or <host_port_path> for a URL); with "
                         "several inputs, the parent of one folder per input")
@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
                         + ", about 1.5x faster at 1080p for a 10-15%% larger file; \"\" for the preset alone)")
     g = p.add_argument_group("runtime")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for the models (default: all cores)")
+    g.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="run the inputs' pipelines (decode, tracking, drawing, encoding) in N worker processes, "
+                        "the inputs dealt out in turn; the models stay in this process, one copy, every stream's "
+                        "calls batched together. For many streams on a GPU, where one process's Python work, not "
+                        "the models, is the limit (default 0: every input on a thread of this process)")
     g.add_argument("--hwaccel", default=None, metavar="TYPE",
                    help="try hardware decoding (cuda, vaapi, ...); falls back to software when unavailable")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -185,6 +190,8 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error("--max-reconnects must be >= 0")
     if args.status_interval < 0 or (args.duration is not None and args.duration <= 0):
         parser.error("--status-interval must be >= 0 and --duration > 0")
+    if args.workers < 0:
+        parser.error("--workers must be >= 0")
 
 
 def _output_dir(args: argparse.Namespace, src: str) -> Path:
@@ -318,7 +325,7 @@ def _print_result(args: argparse.Namespace, result, out_dir: Path, prefix: str =
 
 def run(args: argparse.Namespace) -> int:
     inputs = args.input or [str(DEMO_CLIP)]
-    if len(inputs) > 1:
+    if len(inputs) > 1 or args.workers:
         return run_many(args, inputs)
     src = inputs[0]
     live = is_url(src)
@@ -359,9 +366,10 @@ def _stream_dirs(args: argparse.Namespace, inputs: list[str]) -> list[Path]:
 
 
 def run_many(args: argparse.Namespace, inputs: list[str]) -> int:
-    """Several inputs in one process: one pipeline thread per input; the detector and the
-    generator are loaded once and shared (their calls from all streams are batched together,
-    see :mod:`stream.batching`). Every input is checked before any work starts; after that, a
+    """Several inputs at once: one pipeline thread per input, in this process or (``--workers N``)
+    in N worker processes; the detector and the generator are loaded once, here, and shared (their
+    calls from all streams are batched together, see :mod:`stream.batching` and
+    :mod:`stream.model_server`). Every input is checked before any work starts; after that, a
     stream that fails is reported and the others go on. A signal stops every stream, each
     finishing its files. Exit status: 0 when all succeeded, else the worst (2 bad input, 1 other)."""
     import threading
@@ -369,7 +377,7 @@ def run_many(args: argparse.Namespace, inputs: list[str]) -> int:
     from stream.batching import SharedDetector, SharedEnhancer, SharedReader
     from stream.errors import OutputError
 
-    out_dirs = _stream_dirs(args, inputs)
+    out_dirs = _stream_dirs(args, inputs) if len(inputs) > 1 else [_output_dir(args, inputs[0])]
     for src, out_dir in zip(inputs, out_dirs):
         if is_url(src):
             _check_url(src)
@@ -394,6 +402,17 @@ def run_many(args: argparse.Namespace, inputs: list[str]) -> int:
         stop = threading.Event()
         results: dict[int, object] = {}
         errors: dict[int, BaseException] = {}
+        if args.workers:
+            for source in sources.values():  # checked; each worker opens its own
+                source.close()
+            sources.clear()
+            try:
+                _run_in_workers(args, inputs, out_dirs, shared, reader, results, errors)
+            finally:
+                for model in (*shared, reader):
+                    if model is not None:
+                        model.close()
+            return _report_many(args, inputs, out_dirs, results, errors)
 
         def work(i: int) -> None:
             src = inputs[i]
@@ -426,6 +445,12 @@ def run_many(args: argparse.Namespace, inputs: list[str]) -> int:
     finally:
         for source in sources.values():
             source.close()
+    return _report_many(args, inputs, out_dirs, results, errors)
+
+
+def _report_many(args: argparse.Namespace, inputs: list[str], out_dirs: list[Path], results: dict,
+                 errors: dict) -> int:
+    """Print each input's result or error line; the exit status of the worst."""
     code = 0
     for i, src in enumerate(inputs):
         name = redact(src)
@@ -437,6 +462,113 @@ def run_many(args: argparse.Namespace, inputs: list[str]) -> int:
             print(f"enhance-video: error: [{name}] {redact(_one_line(exc))}", file=sys.stderr)
             code = max(code, 2 if bad else 1)
     return code
+
+
+def _run_in_workers(args: argparse.Namespace, inputs: list[str], out_dirs: list[Path], shared: tuple,
+                    reader, results: dict, errors: dict) -> None:
+    """Deal the inputs out to ``args.workers`` worker processes (input i to worker i mod N) that
+    run the pipelines while this process serves their model calls (:class:`stream.model_server.
+    ModelServer`). Fills ``results`` / ``errors`` per input. A signal here tells the workers to
+    stop; they finish their files (a signal they get themselves does the same) and this process
+    serves their last model calls until they are done."""
+    import multiprocessing
+
+    from stream.model_server import ModelServer, RemoteError
+
+    ctx = multiprocessing.get_context("spawn")  # never fork a process that holds models and threads
+    detector, enhancer, fusion = shared
+    server = ModelServer({"detector": detector, "enhancer": enhancer, "fusion": fusion, "reader": reader})
+    stop = ctx.Event()
+    n_workers = min(args.workers, len(inputs))
+    workers = []
+    for k in range(n_workers):
+        jobs = [(i, inputs[i], out_dirs[i], server.link(ctx, str(i))) for i in range(k, len(inputs), n_workers)]
+        here, there = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_worker_main, args=(args, jobs, there, stop), name=f"enhance-worker-{k}")
+        proc.start()
+        there.close()
+        for _, _, _, link in jobs:  # the worker holds them now; EOF reaches the server when it exits
+            for conn in link.conns.values():
+                conn.close()
+        workers.append((proc, here, [i for i, *_ in jobs]))
+
+    def collect(block_s: float) -> None:
+        for proc, conn, _ in workers:
+            try:
+                while conn.poll(block_s / len(workers)):
+                    i, ok, payload = conn.recv()
+                    (results if ok else errors)[i] = payload
+            except (EOFError, OSError):
+                pass
+
+    try:
+        try:
+            while any(proc.is_alive() for proc, _, _ in workers):
+                collect(0.2)
+        except KeyboardInterrupt:
+            stop.set()  # every worker finishes its files, then the signal's exit status applies
+            while any(proc.is_alive() for proc, _, _ in workers):
+                collect(0.2)
+            raise
+        finally:
+            collect(0.0)
+    finally:
+        for proc, conn, ids in workers:
+            proc.join()
+            conn.close()
+            for i in ids:
+                if i not in results and i not in errors:
+                    errors[i] = RemoteError(f"its worker process ended with exit status {proc.exitcode}")
+        server.join(timeout=5)
+
+
+def _worker_main(args: argparse.Namespace, jobs: list, results, stop_all) -> None:
+    """A worker process: run each job's pipeline on its own thread with the server's models and
+    send back ``(input index, ok, RunResult or exception)``. SIGINT / SIGTERM, here or from the
+    parent (``stop_all``), stop the pipelines, which finish their files."""
+    import threading
+
+    from stream.model_server import error_payload
+
+    stop = threading.Event()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, lambda *_: stop.set())
+    _configure_logging(args)
+    configure_opencv_threads()
+    lock = threading.Lock()
+
+    def work(i: int, src: str, out_dir: Path, link) -> None:
+        remotes = link.remotes()
+        source = None
+        try:
+            source = _open_source(args, src)
+            pipeline = _pipeline(args, (remotes["detector"], remotes.get("enhancer"), remotes.get("fusion")),
+                                 is_url(src), remotes.get("reader"))
+            outcome = (i, True, pipeline.run(source, out_dir, progress=not args.quiet, label=source.display_name,
+                                             stop=stop, progress_position=i))
+        except BaseException as exc:  # noqa: BLE001 - reported by the parent, per input
+            outcome = (i, False, error_payload(exc))
+        finally:
+            if source is not None:
+                source.close()
+            for remote in remotes.values():
+                remote.close()
+        with lock:
+            try:
+                results.send(outcome)
+            except OSError:  # the parent is gone (killed): say what happened here, the outputs stay
+                message = "done" if outcome[1] else redact(_one_line(outcome[2]))
+                print(f"enhance-video: [{redact(src)}] {message}; the parent process has stopped", file=sys.stderr)
+
+    threads = [threading.Thread(target=work, args=job, name=f"stream-{job[0]}", daemon=True) for job in jobs]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        for t in threads:
+            t.join(timeout=0.2)
+        if stop_all.is_set():
+            stop.set()
+    results.close()
 
 
 def _fusion(args: argparse.Namespace):
@@ -469,11 +601,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _validate(args, parser)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="enhance-video: %(levelname)s: %(message)s")
-    for handler in logging.getLogger().handlers:  # credentials never reach a log line
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
+    _configure_logging(args)
     try:
         with stop_on_signals():
             return run(args)
@@ -492,6 +620,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"enhance-video: error: {type(exc).__name__}: {redact(_one_line(exc))} (run with --debug for details)",
               file=sys.stderr)
         return 1
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="enhance-video: %(levelname)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # credentials never reach a log line
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
 
 
 def _is_usage_error(exc: BaseException) -> bool:
