@@ -281,6 +281,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-video-rows", dest="video_rows", action="store_false",
                    help="skip the end-to-end runs without the annotated video (enhance-video --no-video)")
     p.add_argument("--streams-no-video", action="store_true", help="the several-streams runs with --no-video")
+    p.add_argument("--streams-hwaccel", default=None, metavar="TYPE",
+                   help="the several-streams runs with enhance-video --hwaccel TYPE (cuda: NVDEC decoding)")
     p.add_argument("--no-encoder", dest="encoder", action="store_false",
                    help="skip the x264 settings table of the annotated video")
     p.add_argument("--sr-backend", default="auto", help="generator back end of the end-to-end runs")
@@ -308,7 +310,8 @@ def main(argv: list[str] | None = None) -> None:
                "generator": generator_table((8,) if args.quick else tuple(args.batches),
                                             repeats=1 if args.quick else 3, quick=args.quick, device=args.device)
                if (args.batches or args.quick) else [],
-               "videos": [], "streams": [], "encoder": [], "streams_no_video": args.streams_no_video}
+               "videos": [], "streams": [], "encoder": [], "streams_no_video": args.streams_no_video,
+               "streams_hwaccel": args.streams_hwaccel}
     write_report(results, args.out)
     with tempfile.TemporaryDirectory() as tmp:
         clip = None
@@ -347,7 +350,8 @@ def main(argv: list[str] | None = None) -> None:
                    **streams_row(clip.video_path, n, Path(tmp) / f"streams{n}_{procs}_{workers}", args.device,
                                  ("--backend", args.sr_backend, "--precision", args.sr_precision,
                                   "--detector-backend", args.detector_backend, "--imgsz", str(args.imgsz or "auto"),
-                                  *(("--no-video",) if args.streams_no_video else ())),
+                                  *(("--no-video",) if args.streams_no_video else ()),
+                                  *(("--hwaccel", args.streams_hwaccel) if args.streams_hwaccel else ())),
                                  processes=procs, workers=workers)}
             results["streams"].append(row)
             print(row, flush=True)
@@ -384,7 +388,9 @@ def write_report(results: dict, out: Path) -> None:
                          f"| {r['fps']} | {r['cpu_ms_per_frame']} | {r['kib']} | {r['y_psnr_db']} |")
     if results.get("streams"):
         lines += ["", "Several streams (`enhance-video` on N copies, --no-read"
-                  f"{', --no-video' if results.get('streams_no_video') else ''}; P processes share them out, "
+                  f"{', --no-video' if results.get('streams_no_video') else ''}"
+                  f"{', --hwaccel ' + results['streams_hwaccel'] if results.get('streams_hwaccel') else ''}"
+                  "; P processes share them out, "
                   "each with its pipelines in W worker processes when W > 0):", "",
                   "| video | streams | processes | workers | slowest stream fps | mean stream fps | total fps |",
                   "|---|---|---|---|---|---|---|"]

@@ -9,7 +9,7 @@
 # filterpy); the US photos travel shrunk to 640 px (their labels rescaled) in .dev/us with the
 # hold-out's label files only, so train.detector's fixed split is the usual one and no hold-out
 # image is there at all. Everything lands in $OUT; results are committed from there.
-# Knobs (for a dry run on a CPU): SKIP_DETECTOR, SKIP_THROUGHPUT, DEVICE, N_SYN, HOURS, BATCH, WORKERS, GEN_WORKERS,
+# Knobs (for a dry run on a CPU): SKIP_DETECTOR, SKIP_THROUGHPUT, SKIP_STREAMS, DEVICE, N_SYN, HOURS, BATCH, WORKERS, GEN_WORKERS,
 # IMGSZ, US_SHRUNK (real train-split plates shrunk into 1080p frames, K copies), TP_ARGS.
 set -u
 OUT=${OUT:-/tmp/gpu_out}
@@ -57,3 +57,11 @@ cp /tmp/le-det/runs/train/results.csv "$LOGS/detector_results.csv" 2>/dev/null
 # 2. throughput with the GPU to itself
 [ "${SKIP_THROUGHPUT:-0}" = 1 ] || python3 -m benchmarks.throughput --out "$OUT/throughput" $TP_ARGS > "$LOGS/throughput.log" 2>&1
 stamp "throughput done (exit $?)"
+
+# 3. 16 1080p streams without the annotated video (H100 / H200 have no NVENC: x264 encoding of 16
+#    1080p outputs alone needs more than 16 cores), pipelines on threads vs worker processes, with
+#    NVDEC decoding; SKIP_STREAMS=1 to leave out
+[ "${SKIP_STREAMS:-0}" = 1 ] || python3 -m benchmarks.throughput --out "$OUT/throughput_streams" --device cuda --batches \
+  --sizes 1920x1080 --seconds 6 --no-naive --no-video-rows --no-encoder --streams 16 --workers 0 8 16 \
+  --streams-no-video --streams-hwaccel cuda --sr-backend eager --sr-precision fp16 > "$LOGS/streams.log" 2>&1
+stamp "streams done (exit $?)"
