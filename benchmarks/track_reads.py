@@ -1,4 +1,4 @@
-"""Per-track plate reads on footage of real plates: the whole product, single-frame vs fused.
+"""Per-track plate reads on footage of real plates: the whole product, single-frame vs fused vs no SR.
 
     python -m benchmarks.track_reads --out benchmarks/results/track_reads
 
@@ -8,13 +8,14 @@ clip in which a camera slowly zooms in on the car (the plate grows from ~30 to ~
 px tall: the sizes where plates stop being legible) and shakes by sub-pixel amounts, with sensor
 noise and H.264 compression (CRF 30), followed by 2 s of plain grey so that no track carries
 over to the next photo. The plates and everything around them are real; the camera motion is
-synthetic. The clip then goes through ``enhance-video`` twice, as a user would run it:
-single-frame SR (default) and ``--fuse``. For each photo, the track with the most frames inside
+synthetic. The clip then goes through ``enhance-video`` three times, as a user would run it:
+single-frame SR (default), ``--fuse`` and ``--no-sr`` (reads of the bicubic x4 crops: the
+baseline that says what super-resolution adds). For each photo, the track with the most frames inside
 its segment is its track (one annotated plate per photo); its voted read (report.json) is
 compared with the annotated text. Writes
-track_reads.json, track_reads.md (every plate: truth, both reads, confidence, evidence crop) and
+track_reads.json, track_reads.md (every plate: truth, each run's read, confidence, evidence crop) and
 each read's evidence image (the plate image the voted text was best read from, JPEG) under
-``evidence/``; the clip and both runs' full outputs stay in ``--work``.
+``evidence/``; the clip and the runs' full outputs stay in ``--work``.
 """
 from __future__ import annotations
 
@@ -128,21 +129,33 @@ def run_cli(clip: Path, out_dir: Path, extra: list[str]) -> dict:
 
 def per_read(segments: list[dict], report: dict, tracks_jsonl: Path) -> dict:
     """Every OCR read (``tracks.jsonl``) of each segment's track (:func:`assign`), scored one by
-    one: {"reads", "exact"}."""
+    one: {"reads", "exact", "by_source": {image kind: {"reads", "exact", "voted_exact"}}}, where
+    ``voted_exact`` counts the segments whose track's reads *of that image kind alone*, voted
+    (:func:`stream.reads.vote_reads`), give the plate exactly: what each image would read alone."""
     from benchmarks.ocr import exact_match
+    from stream.reads import Read, vote_reads
 
-    reads: dict[int, list[str]] = {}
+    reads: dict[int, list[tuple[str, float, str]]] = {}
     with open(tracks_jsonl) as f:
         for line in f:
             r = json.loads(line)
-            if "read" in r:
-                reads.setdefault(r["track_id"], []).append(r["read"])
+            for rd in r.get("reads", []):
+                reads.setdefault(r["track_id"], []).append((rd["text"], rd.get("confidence", 0.0), rd["from"]))
     n = ok = 0
+    by_source: dict[str, dict[str, int]] = {}
     for seg, track in zip(segments, assign(segments, report)):
-        for text in reads.get(track["track_id"], []) if track is not None else []:
+        mine = reads.get(track["track_id"], []) if track is not None else []
+        for text, _, source in mine:
             n += 1
-            ok += exact_match(text, seg["text"])
-    return {"reads": n, "exact": ok}
+            hit = exact_match(text, seg["text"])
+            ok += hit
+            b = by_source.setdefault(source, {"reads": 0, "exact": 0, "voted_exact": 0})
+            b["reads"] += 1
+            b["exact"] += hit
+        for source in {src for *_, src in mine}:
+            voted = vote_reads([Read(t, c) for t, c, src in mine if src == source])
+            by_source[source]["voted_exact"] += bool(voted) and exact_match(voted.text, seg["text"])
+    return {"reads": n, "exact": ok, "by_source": by_source}
 
 
 def assign(segments: list[dict], report: dict) -> list[dict | None]:
@@ -167,7 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--limit", type=int, default=None, help="first N photos only")
     p.add_argument("--work", type=Path, default=None, help="clip and run outputs (default: a temp dir)")
-    p.add_argument("--runs", nargs="+", choices=("single-frame", "fused"), default=["single-frame", "fused"],
+    p.add_argument("--runs", nargs="+", choices=("single-frame", "fused", "bicubic"),
+                   default=["single-frame", "fused", "bicubic"],
                    help="runs to (re)do; the other's outputs are reused from --work when there")
     p.add_argument("--fusion-weights", type=Path, default=None, help="fusion weights for the fused run "
                    "(default: the shipped sr_model/weights/fusion_x4.safetensors)")
@@ -187,7 +201,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         segments = write_clip(args.data, clip, args.limit)
     fused = ["--fuse", "5"] + (["--fusion-weights", str(args.fusion_weights)] if args.fusion_weights else [])
-    runs = {"single-frame": ["--fuse", "0"], "fused (--fuse 5)": fused}
+    # bicubic (--no-sr): the same tracks, each read taken from the plain bicubic x4 crop on the same
+    # throttle: what super-resolution adds to the reads, measured on the product's own path.
+    runs = {"single-frame": ["--fuse", "0"], "fused (--fuse 5)": fused, "bicubic (--no-sr)": ["--no-sr"]}
     reports = {}
     for name, extra in runs.items():
         folder = work / name.split()[0]
@@ -218,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
                       "read": sum(bool(r[name] and r[name]["read"]) for r in rows),
                       "exact": sum(bool(r[name] and r[name]["exact"]) for r in rows),
                       **{f"{k}_per_read": v for k, v in per_read(segments, reports[name], work / name.split()[0] / "tracks.jsonl").items()},
+                      "read_source": reports[name].get("reads", {}).get("source"),
                       "fusion": reports[name].get("fusion", {})} for name in runs}
     summary["fused (--fuse 5)"]["fusion_weights"] = str(args.fusion_weights or "sr_model/weights/fusion_x4.safetensors")
     (args.out / "track_reads.json").write_text(json.dumps({"summary": summary, "plates": rows}, indent=2,
@@ -231,6 +248,13 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(f"| {name} | {s['plates']} | {s['tracked']} | {s['read']} | {s['exact']} "
                      f"({100 * s['exact'] / max(1, s['plates']):.1f} %) | {s['exact_per_read']} / {s['reads_per_read']} "
                      f"({100 * s['exact_per_read'] / max(1, s['reads_per_read']):.1f} %) |")
+    lines += ["", "By image read (a run with the default `--read-from both` reads each plate's enhanced image "
+              "and its bicubic x4 upscale; `voted alone`: the track's reads of that image alone, voted):", "",
+              "| run | image | exact reads (every read) | exact voted reads, that image alone |", "|---|---|---:|---:|"]
+    for name, s in summary.items():
+        for source, b in sorted(s["by_source_per_read"].items()):
+            lines.append(f"| {name} | {source} | {b['exact']} / {b['reads']} ({100 * b['exact'] / max(1, b['reads']):.1f} %) "
+                         f"| {b['voted_exact']} ({100 * b['voted_exact'] / max(1, s['plates']):.1f} %) |")
     lines += ["", "| photo | truth | " + " | ".join(f"{n}: read (confidence, agreeing/reads) | evidence" for n in runs) + " |",
               "|---|---|" + "---|---|" * len(runs)]
     for r in rows:

@@ -13,9 +13,12 @@ keeps its last ``fuse_k`` crops (a ring buffer, dropped when the track ends); on
 ``fuse_k``, its due enhancement fuses them (the current crop is the reference) instead of the
 single-frame generator, and so do its inset and its best crop.
 
-Reads (a :class:`stream.reads.PlateReader`): every enhanced (or fused) plate the SR throttle
-produces is read by the OCR (``--no-sr``: the bicubic ×4 crop, on the same throttle), the track's
-reads are voted (:func:`stream.reads.vote_reads`) and the voted text is drawn beside the track
+Reads (a :class:`stream.reads.PlateReader`): every plate the SR throttle lets through is read by
+the OCR, by default twice: its enhanced (or fused) image and its bicubic ×4 upscale
+(``PipelineConfig.read_from``; ``--no-sr``: the bicubic one alone, on the same throttle). On footage
+of real plates the bicubic image reads better than the generator's one by one, and the two read
+differently enough that voting over both reads the most plates (benchmarks/results/track_reads).
+The track's reads are voted (:func:`stream.reads.vote_reads`) and the voted text is drawn beside the track
 id, written into ``tracks.jsonl`` where a read arrived and into ``report.json`` per track, with
 the image it was best read from (``crops/track_NNNN_read.png``). Files read inline (every due
 read happens); live streams read on one background thread that drops reads while it is busy, so
@@ -64,6 +67,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+READ_FROM = ("both", "enhanced", "bicubic")  # PipelineConfig.read_from
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -85,7 +90,9 @@ class PipelineConfig:
     its size (benchmarks/results/rectify: +12.5 points of exact OCR reads on synthetic plates seen
     in perspective); the box crop is used when a track has no plausible corners; video: write the
     annotated video (False: tracks, reports and crops only, nothing drawn or encoded: at 1080p the
-    encoder is the pipeline's largest CPU cost, and a many-camera box may want the reads alone)."""
+    encoder is the pipeline's largest CPU cost, and a many-camera box may want the reads alone);
+    read_from: which images of a due plate the OCR reads, ``"both"`` (enhanced and bicubic ×4, one
+    vote over all: twice the OCR work), ``"enhanced"`` or ``"bicubic"``; without SR always bicubic."""
 
     detect_every: int = 1
     detect_batch: int = 4
@@ -105,6 +112,7 @@ class PipelineConfig:
     rectify: bool = True
     rectify_margin: float = 0.08
     video: bool = True
+    read_from: str = "both"
 
 
 class _NoVideo:
@@ -217,6 +225,8 @@ class EnhancePipeline:
         self.tracker_config = tracker_config
         self.reader = reader
         self.fusion = fusion if (self.enhancer is not None and config.fuse_k >= 2) else None
+        if config.read_from not in READ_FROM:
+            raise ValueError(f"read_from must be one of {', '.join(READ_FROM)}, not {config.read_from!r}")
 
     def run(self, source: VideoSource | LiveSource, out_dir: str | Path, progress: bool = True,
             label: str = "", stop: threading.Event | None = None, progress_position: int | None = None) -> RunResult:
@@ -403,7 +413,7 @@ class EnhancePipeline:
                     summary.fused += crop.fused > 0
             st.scheduler.keep_only(tr.track_id for tr in tracks)
         by_id = {c.track_id: c for c in crops}
-        arrived: dict[int, TrackRead] = {}
+        arrived: dict[int, list[TrackRead]] = {}
         if st.reads is not None:
             st.reads.submit(self._read_requests(frame, tracks, crops, st))
             arrived = self._apply_reads(st.reads.poll(), st)
@@ -449,11 +459,20 @@ class EnhancePipeline:
 
     def _read_requests(self, frame: Frame, tracks: list[Track], crops: list[PlateCrop],
                        st: _RunState) -> list[ReadRequest]:
-        """The plates to read on this frame: each one enhanced on it (the SR throttle chose it);
-        without SR, the bicubic ×4 crops of the tracks the same throttle lets through."""
+        """The plates to read on this frame: each one enhanced on it (the SR throttle chose it), as
+        ``read_from`` says (its enhanced image, its bicubic ×4 upscale or both); without SR, the
+        bicubic ×4 crops of the tracks the same throttle lets through."""
         if self.enhancer is not None:
-            return [ReadRequest(c.track_id, frame.index, frame.pts_s, c.enhanced) for c in crops
-                    if c.enhanced is not None]
+            out = []
+            for c in crops:
+                if c.enhanced is None:
+                    continue
+                if self.config.read_from in ("both", "enhanced"):
+                    out.append(ReadRequest(c.track_id, frame.index, frame.pts_s, c.enhanced, "enhanced"))
+                if self.config.read_from in ("both", "bicubic"):
+                    out.append(ReadRequest(c.track_id, frame.index, frame.pts_s, bicubic_upscale(c.image, 4),
+                                           "bicubic"))
+            return out
         if not crops:
             return []
         detected = {tr.track_id: tr.detected for tr in tracks}
@@ -463,17 +482,17 @@ class EnhancePipeline:
             if d:
                 up = bicubic_upscale(c.image, 4)
                 st.read_throttle.store(c.track_id, up, frame.pts_s)
-                out.append(ReadRequest(c.track_id, frame.index, frame.pts_s, up))
+                out.append(ReadRequest(c.track_id, frame.index, frame.pts_s, up, "bicubic"))
         st.read_throttle.keep_only(tr.track_id for tr in tracks)
         return out
 
     @staticmethod
-    def _apply_reads(results: list[TrackRead], st: _RunState) -> dict[int, TrackRead]:
-        """Count reads in their tracks' votes and summaries; returns the latest read per track."""
-        latest: dict[int, TrackRead] = {}
+    def _apply_reads(results: list[TrackRead], st: _RunState) -> dict[int, list[TrackRead]]:
+        """Count reads in their tracks' votes and summaries; returns the reads per track."""
+        latest: dict[int, list[TrackRead]] = {}
         for r in results:
             voted = st.votes.add(r, st.clock)
-            latest[r.track_id] = r
+            latest.setdefault(r.track_id, []).append(r)
             s = st.summaries.get(r.track_id)
             if s is not None and voted is not None:
                 s.read, s.read_confidence = voted.text, voted.confidence
@@ -492,15 +511,17 @@ class EnhancePipeline:
             s.detected_frames += 1
 
     @staticmethod
-    def _write_line(frame: Frame, tr: Track, jsonl: TextIO, read: TrackRead | None, voted: VotedRead | None) -> None:
-        """One tracks.jsonl line; with the read that arrived for the track on this frame, if any
-        (``read_frame``: the frame it was read from; later than it on live streams)."""
+    def _write_line(frame: Frame, tr: Track, jsonl: TextIO, reads: list[TrackRead] | None,
+                    voted: VotedRead | None) -> None:
+        """One tracks.jsonl line; with the reads that arrived for the track on this frame, if any
+        (``read_frame``: the frame they were read from; later than it on live streams)."""
         line = {"frame": frame.index, "time_s": round(frame.pts_s, 4), "track_id": tr.track_id,
                 "box": [round(float(v), 1) for v in tr.box], "score": round(float(tr.score), 4),
                 "detected": bool(tr.detected), "state": tr.state.value}
-        if read is not None:
-            line.update(read=normalise_plate(read.read.text), read_confidence=round(float(read.read.score), 4),
-                        read_frame=read.frame_index, voted=voted.text if voted is not None else "",
+        if reads:
+            line.update(reads=[{"text": normalise_plate(r.read.text), "confidence": round(float(r.read.score), 4),
+                                "from": r.source} for r in reads],
+                        read_frame=reads[-1].frame_index, voted=voted.text if voted is not None else "",
                         voted_confidence=round(voted.confidence, 4) if voted is not None else 0.0)
         jsonl.write(json.dumps(line) + "\n")
 
@@ -574,12 +595,18 @@ class EnhancePipeline:
         reads = {"enabled": q is not None}
         if q is not None:
             reads.update(engine=_ocr_engine(), mode="background" if q.background else "inline",
-                         source="enhanced" if self.enhancer is not None else "bicubic x4",
+                         source=self._read_source(),
                          done=q.done, dropped=q.dropped, failed=q.failed, seconds=round(q.seconds, 2))
         fusion = {"k": self.config.fuse_k if self.fusion is not None else 0}
         # wall time of the per-frame stages (inline reads: reads.seconds), to see what a run spent where
         stages = {"super_resolution_s": round(st.sr_s, 2), "fusion_s": round(st.fusion_s, 2)}
         return {"reads": reads, "fusion": fusion, "stage_seconds": stages, "models": self._models_report()}
+
+    def _read_source(self) -> str:
+        """What the OCR reads, for report.json."""
+        if self.enhancer is None or self.config.read_from == "bicubic":
+            return "bicubic x4"
+        return "enhanced + bicubic x4" if self.config.read_from == "both" else "enhanced"
 
     def _models_report(self) -> dict:
         """Which models ran, on which back end and precision: provenance of every enhanced crop."""

@@ -206,13 +206,15 @@ class PlateReader:
 # --------------------------------------------------------------------------- reads in a pipeline
 @dataclass(frozen=True)
 class ReadRequest:
-    """One plate image to read. t_s: input time in seconds; image: (h, w, 3) uint8 BGR, the
-    enhanced (or fused) plate of track ``track_id`` at frame ``frame_index``."""
+    """One plate image to read. t_s: input time in seconds; image: (h, w, 3) uint8 BGR, a plate of
+    track ``track_id`` at frame ``frame_index``; source: what the image is, ``"enhanced"`` (the
+    generator's or the fusion's output) or ``"bicubic"`` (the crop upscaled ×4 bicubically)."""
 
     track_id: int
     frame_index: int
     t_s: float
     image: np.ndarray
+    source: str = "enhanced"
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,7 @@ class TrackRead:
     t_s: float
     read: Read
     image: np.ndarray
+    source: str = "enhanced"
 
 
 class ReadQueue:
@@ -306,7 +309,7 @@ class ReadQueue:
         with self._lock:
             self.seconds += time.perf_counter() - t0
             for req, rd in zip(requests, reads):
-                self._results.append(TrackRead(req.track_id, req.frame_index, req.t_s, rd, req.image))
+                self._results.append(TrackRead(req.track_id, req.frame_index, req.t_s, rd, req.image, req.source))
             self.done += len(requests)
 
 

@@ -39,9 +39,14 @@ def test_per_read_scores_every_read_of_each_segments_track(tmp_path):
 
     from benchmarks.track_reads import per_read
 
-    lines = [{"frame": 0, "track_id": 1, "read": "AB123"}, {"frame": 3, "track_id": 1, "read": "AB128"},
-             {"frame": 4, "track_id": 1}, {"frame": 5, "track_id": 2, "read": "AB123"},  # track 2 is too short
-             {"frame": 50, "track_id": 3, "read": "XY9"}, {"frame": 60, "track_id": 3, "read": "xy-9"}]
+    def reads(*texts, source="enhanced", confidence=0.5):
+        return [{"text": t, "confidence": confidence, "from": source} for t in texts]
+
+    lines = [{"frame": 0, "track_id": 1, "reads": reads("AB123")},
+             {"frame": 3, "track_id": 1, "reads": reads("AB128", confidence=0.3)},
+             {"frame": 4, "track_id": 1}, {"frame": 5, "track_id": 2, "reads": reads("AB123")},  # track 2 is too short
+             {"frame": 50, "track_id": 3, "reads": reads("XY9") + reads("XY6", source="bicubic")},
+             {"frame": 60, "track_id": 3, "reads": reads("xy-9")}]
     path = tmp_path / "tracks.jsonl"
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     segments = [{"first_frame": 0, "last_frame": 44, "text": "AB123"},
@@ -49,4 +54,7 @@ def test_per_read_scores_every_read_of_each_segments_track(tmp_path):
     report = {"tracks": [{"track_id": 1, "first_frame": 0, "last_frame": 4},
                          {"track_id": 2, "first_frame": 5, "last_frame": 5},
                          {"track_id": 3, "first_frame": 50, "last_frame": 60}]}
-    assert per_read(segments, report, path) == {"reads": 4, "exact": 3}
+    assert per_read(segments, report, path) == {
+        "reads": 5, "exact": 3,
+        "by_source": {"enhanced": {"reads": 4, "exact": 3, "voted_exact": 2},
+                      "bicubic": {"reads": 1, "exact": 0, "voted_exact": 0}}}

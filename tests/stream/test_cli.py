@@ -24,7 +24,7 @@ def test_help_documents_every_option():
     for option in ("--out", "--detector", "--generator", "--imgsz", "--conf", "--detect-every", "--no-sr",
                    "--crf", "--preset", "--x264-params", "--threads", "--hwaccel", "--quiet", "--rtsp-transport", "--open-timeout",
                    "--read-timeout", "--max-reconnects", "--max-lag", "--status-interval", "--duration", "--backend", "--precision", "--device",
-                   "--sr-interval", "--fuse", "--fusion-weights", "--no-read", "--roi", "--no-video", "--workers"):
+                   "--sr-interval", "--fuse", "--fusion-weights", "--no-read", "--roi", "--no-video", "--workers", "--read-from"):
         assert option in proc.stdout
 
 

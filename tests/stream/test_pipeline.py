@@ -72,7 +72,11 @@ def test_default_run_reads_the_plates_with_the_independent_ocr(clip_3s, run_resu
         exact += t["read"] in truths
     assert exact >= 1, ([t["read"] for t in read], truths)
     lines = [json.loads(ln) for ln in (run_result / "tracks.jsonl").read_text().splitlines()]
-    assert sum("read" in ln for ln in lines) == report["reads"]["done"]
+    assert sum(len(ln.get("reads", [])) for ln in lines) == report["reads"]["done"]
+    # by default each due plate is read twice: its enhanced image and its bicubic x4 upscale
+    sources = [r["from"] for ln in lines for r in ln.get("reads", [])]
+    assert sources.count("enhanced") == sources.count("bicubic") > 0
+    assert report["reads"]["source"] == "enhanced + bicubic x4"
 
 
 def test_reconnect_resets_tracker_keeps_ids_unique_and_letterboxes(clip_3s, tmp_path):
@@ -204,18 +208,19 @@ def test_reads_are_voted_per_track_and_written_with_their_evidence(clip_3s, tmp_
     from tracker.detector import PlateDetector
 
     reader = _ScriptedReader()
-    pipe = EnhancePipeline(PlateDetector(), _FakeEnhancer(), PipelineConfig(sr_interval_s=0.2, fuse_k=0),
-                           reader=reader)
+    pipe = EnhancePipeline(PlateDetector(), _FakeEnhancer(), PipelineConfig(sr_interval_s=0.2, fuse_k=0,
+                                                                            read_from="enhanced"), reader=reader)
     with VideoSource(clip_3s.video_path) as src:
         result = pipe.run(src, tmp_path, progress=False)
     lines = [json.loads(ln) for ln in (tmp_path / "tracks.jsonl").read_text().splitlines()]
-    with_read = [ln for ln in lines if "read" in ln]
+    with_read = [ln for ln in lines if "reads" in ln]
     # one read per enhancement: the SR throttle (0.2 s at 30 fps) decides, nothing else
     assert len(with_read) == len(reader.images) == sum(t.enhanced for t in result.tracks)
     by_track: dict[int, list[float]] = {}
     for ln in with_read:
         assert ln["read_frame"] == ln["frame"]  # files read inline
-        assert ln["read"] in ("AB123", "A8123", "")
+        assert [r["from"] for r in ln["reads"]] == ["enhanced"]
+        assert ln["reads"][0]["text"] in ("AB123", "A8123", "")
         by_track.setdefault(ln["track_id"], []).append(ln["time_s"])
     for times in by_track.values():
         assert all(b - a >= 0.2 - 1e-6 for a, b in zip(times, times[1:]))
@@ -232,6 +237,35 @@ def test_reads_are_voted_per_track_and_written_with_their_evidence(clip_3s, tmp_
         assert evidence is not None and evidence.shape[0] > 0
         # the evidence is the image the OCR was given on that frame
         assert any(im.shape == evidence.shape and np.array_equal(im, evidence) for im in reader.images)
+
+
+def test_both_reads_each_due_plate_enhanced_and_bicubic_in_one_vote(clip_3s, tmp_path):
+    from stream.pipeline import EnhancePipeline, PipelineConfig
+    from stream.source import VideoSource
+    from tracker.detector import PlateDetector
+
+    class Negated(_FakeEnhancer):  # an "enhanced" image that cannot be mistaken for the bicubic one
+        def enhance(self, crops):
+            return [255 - im for im in super().enhance(crops)]
+
+    reader = _ScriptedReader()
+    enhancer = Negated()
+    pipe = EnhancePipeline(PlateDetector(), enhancer, PipelineConfig(sr_interval_s=0.2, fuse_k=0), reader=reader)
+    with VideoSource(clip_3s.video_path) as src:
+        result = pipe.run(src, tmp_path, progress=False)
+    lines = [json.loads(ln) for ln in (tmp_path / "tracks.jsonl").read_text().splitlines()]
+    with_read = [ln for ln in lines if "reads" in ln]
+    enhanced = sum(t.enhanced for t in result.tracks)
+    assert len(with_read) == enhanced and len(reader.images) == 2 * enhanced
+    for ln in with_read:
+        assert [r["from"] for r in ln["reads"]] == ["enhanced", "bicubic"]
+    # the bicubic read is of the plain x4 upscale, the other of the generator's output
+    assert not np.array_equal(reader.images[0], reader.images[1])
+    assert np.array_equal(255 - reader.images[0], reader.images[1])
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["reads"]["source"] == "enhanced + bicubic x4" and report["reads"]["done"] == 2 * enhanced
+    with pytest.raises(ValueError, match="read_from"):
+        EnhancePipeline(PlateDetector(), enhancer, PipelineConfig(read_from="sharpest"))
 
 
 def test_no_reader_means_no_read_fields(clip_3s, tmp_path):
@@ -364,8 +398,8 @@ def test_live_reads_run_beside_the_frame_loop_and_never_hold_it_up(tmp_path):
             return [Read("LIVE1", 0.9) for _ in images]
 
     reader = SlowReader()
-    pipe = EnhancePipeline(OnePlate(), _FakeEnhancer(), PipelineConfig(sr_interval_s=0.0, detect_batch=1, fuse_k=0),
-                           reader=reader)
+    pipe = EnhancePipeline(OnePlate(), _FakeEnhancer(), PipelineConfig(sr_interval_s=0.0, detect_batch=1, fuse_k=0,
+                                                                        read_from="enhanced"), reader=reader)
     t0 = time.monotonic()
     result = pipe.run(Camera(), tmp_path, progress=False)
     elapsed = time.monotonic() - t0
@@ -375,7 +409,7 @@ def test_live_reads_run_beside_the_frame_loop_and_never_hold_it_up(tmp_path):
     assert reads["done"] + reads["dropped"] == sum(t.enhanced for t in result.tracks)
     assert elapsed < 0.5 * sum(t.enhanced for t in result.tracks)  # inline would have slept this long
     lines = [json.loads(ln) for ln in (tmp_path / "tracks.jsonl").read_text().splitlines()]
-    arrived = [ln for ln in lines if "read" in ln]
+    arrived = [ln for ln in lines if "reads" in ln]
     assert arrived and all(ln["read_frame"] <= ln["frame"] for ln in arrived)
     assert [t["read"] for t in report["tracks"] if t["read"]] == ["LIVE1"]
 
