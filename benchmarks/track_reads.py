@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fusion-weights", type=Path, default=None, help="fusion weights for the fused run "
                    "(default: the shipped sr_model/weights/fusion_x4.safetensors)")
     p.add_argument("--reuse-clip", action="store_true", help="use --work's clip if there (it is deterministic)")
+    p.add_argument("--generator", type=Path, default=None,
+                   help="generator weights for the runs with SR (default: the shipped one)")
     args = p.parse_args(argv)
     import tempfile
 
@@ -203,7 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     fused = ["--fuse", "5"] + (["--fusion-weights", str(args.fusion_weights)] if args.fusion_weights else [])
     # bicubic (--no-sr): the same tracks, each read taken from the plain bicubic x4 crop on the same
     # throttle: what super-resolution adds to the reads, measured on the product's own path.
-    runs = {"single-frame": ["--fuse", "0"], "fused (--fuse 5)": fused, "bicubic (--no-sr)": ["--no-sr"]}
+    gen = ["--generator", str(args.generator)] if args.generator else []
+    runs = {"single-frame": ["--fuse", "0", *gen], "fused (--fuse 5)": fused + gen, "bicubic (--no-sr)": ["--no-sr"]}
     reports = {}
     for name, extra in runs.items():
         folder = work / name.split()[0]
@@ -240,7 +243,8 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "track_reads.json").write_text(json.dumps({"summary": summary, "plates": rows}, indent=2,
                                                           ensure_ascii=False))
     lines = ["# Per-track reads on footage of real plates (openalpr eu photos, synthetic camera motion)", "",
-             f"`python -m benchmarks.track_reads --out {args.out}`: {len(rows)} plates, 640x360 @ {FPS} fps, "
+             f"`python -m benchmarks.track_reads --out {args.out}"
+             f"{' --generator ' + str(args.generator) if args.generator else ''}`: {len(rows)} plates, 640x360 @ {FPS} fps, "
              f"{SECONDS:.0f} s per plate, plate ~30 → 60 px wide, H.264 CRF 30.", "",
              "| run | plates | with a track | with a voted read | exact voted reads | exact reads (every read) |",
              "|---|---:|---:|---:|---:|---:|"]

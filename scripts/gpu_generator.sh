@@ -9,7 +9,9 @@
 # .dev/sr_data, PyAV as a wheel in .whl, the CJK plate font subset in .dev. The GAN phases keep a
 # snapshot every EVAL_S seconds; the machine has no rapidocr, so the OCR picks among them later:
 #   python -m train.generator --select RUN_DIR --out WEIGHTS
-# Knobs (a dry run on a CPU: DEVICE=cpu L1_MIN=0.3 GAN_MIN=0.3 WORKERS=1): DEVICE, L1_MIN, GAN_MIN, WORKERS, EVAL_S.
+# Knobs (a dry run on a CPU: DEVICE=cpu L1_MIN=0.3 GAN_MIN=0.3 WORKERS=1): DEVICE, L1_MIN, GAN_MIN, WORKERS, EVAL_S,
+# P_VIDEO (share of pairs degraded like crops of H.264 footage, train.video_degradation; default 0:
+# the L1 CPU trial with 0.5 read worse on footage, benchmarks/results/generator_footage_trial).
 set -u
 OUT=${OUT:-/tmp/gpu_out}
 RUNS=/tmp/gen_runs
@@ -20,6 +22,7 @@ L1_MIN=${L1_MIN:-4.2}
 GAN_MIN=${GAN_MIN:-2.3}
 WORKERS=${WORKERS:-7}
 EVAL_S=${EVAL_S:-20}
+P_VIDEO=${P_VIDEO:-0}
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$LOGS/timeline.txt"; }
 
@@ -36,7 +39,8 @@ python3 -c "import torch, cv2, av; print('torch', torch.__version__, 'cuda', tor
 stamp "set up"
 
 COMMON="--steps 10000000 --workers $WORKERS --synthetic 600 --synthetic-refresh 0.25 --data .dev/sr_data
-  --eval-every 10000000 --eval-every-s $EVAL_S --ckpt-every 10000000 --no-ocr --device $DEVICE --threads 1 --split-seed 0"
+  --eval-every 10000000 --eval-every-s $EVAL_S --ckpt-every 10000000 --no-ocr --device $DEVICE --threads 1 --split-seed 0
+  --p-video $P_VIDEO"
 
 chain() {  # name, then the architecture flags
   local name=$1; shift

@@ -304,6 +304,10 @@ class ModelServer:
         return StreamLink(ends, {k: self._facts[k] for k in ends})
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the serving threads (they end when their workers close their connections)."""
+        """Wait for the serving threads (they end when their workers close their connections), at
+        most ``timeout`` seconds in all (they are daemons: one left waiting does not hold the exit)."""
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
         for t in self._threads:
-            t.join(timeout)
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))

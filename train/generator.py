@@ -94,6 +94,7 @@ class RunConfig:
     context_per_photo: int = 6
     hr_ccpd: list[str] = field(default_factory=list)
     weights: dict = field(default_factory=lambda: {"synthetic": 0.35, "us": 0.45, "context": 0.2, "ccpd": 0.3})
+    p_video: float = 0.0  # share of pairs degraded like crops of H.264 footage (train.video_degradation)
     # gan phase
     recognizer: str | None = None
     w_l1: float = 1.0
@@ -150,7 +151,11 @@ def build_sources(cfg: RunConfig) -> tuple[PairSampler, dict]:
         cc = CcpdPlates(Path(folder))
         sources.append(cc), weights.append(cfg.weights.get("ccpd", 0.3))
         desc.setdefault("ccpd", []).append({"folder": str(folder), "plates": len(cc)})
-    return PairSampler(sources, weights, cfg.scale, cfg.hr_width), desc
+    if cfg.p_video:
+        from train.video_degradation import VideoDegradation
+
+        desc["footage_degradation"] = {"share": cfg.p_video, **VideoDegradation().to_dict()}
+    return PairSampler(sources, weights, cfg.scale, cfg.hr_width, p_video=cfg.p_video), desc
 
 
 @dataclass

@@ -13,7 +13,10 @@ plate text when there is one. Sources:
 * :class:`CcpdPlates`: CCPD images, the plate warped from its four corners (``train.ccpd``).
 
 :class:`PairSampler` mixes sources by weight, cuts random HR patches (``hr_w`` px wide,
-scale-aligned) and degrades each with :func:`train.sr_degradation.mixed_degrade`.
+scale-aligned) and degrades each with :func:`train.sr_degradation.mixed_degrade`, or, with
+probability ``p_video``, as the pipeline would cut it from H.264 footage
+(:func:`train.video_degradation.video_sequence`'s reference crop: one camera blur, noise,
+libx264 at CRF 23-35, crop corners that jitter; the target is the HR those corners frame).
 """
 from __future__ import annotations
 
@@ -227,13 +230,18 @@ class PairSampler:
     The patch keeps its text only when it spans the full crop width (the whole plate)."""
 
     def __init__(self, sources: Sequence[HrSource], weights: Sequence[float], scale: int, hr_w: int = 96,
-                 degradation: DegradationConfig = DegradationConfig()) -> None:
+                 degradation: DegradationConfig = DegradationConfig(), p_video: float = 0.0) -> None:
+        """p_video: share of pairs degraded like a crop of H.264 footage instead of by
+        :func:`mixed_degrade` (see the module doc)."""
         if len(sources) != len(weights) or not sources:
             raise ValueError("one weight per source, at least one source")
+        if not 0.0 <= p_video <= 1.0:
+            raise ValueError("p_video must be in [0, 1]")
         self.sources = list(sources)
         w = np.asarray(weights, float)
         self.p = w / w.sum()
         self.scale, self.hr_w, self.cfg = scale, hr_w, degradation
+        self.p_video = p_video
         self.hr_h = HR_HEIGHT - HR_HEIGHT % scale
 
     def sample_hr(self, rng: np.random.Generator, full_width: bool = False) -> tuple[np.ndarray, str | None]:
@@ -263,7 +271,13 @@ class PairSampler:
         hrs, lrs, texts = [], [], []
         for _ in range(n):
             hr, text = self.sample_hr(rng)
+            if self.p_video and rng.random() < self.p_video:
+                from train.video_degradation import video_sequence
+
+                crops, hr = video_sequence(hr, 1, self.scale, rng)
+                lrs.append(crops[-1])
+            else:
+                lrs.append(mixed_degrade(hr, self.scale, rng, self.cfg))
             hrs.append(hr)
-            lrs.append(mixed_degrade(hr, self.scale, rng, self.cfg))
             texts.append(text)
         return Batch(to_tensor(lrs), to_tensor(hrs), texts)

@@ -111,3 +111,28 @@ def test_pair_sampler_batches_are_aligned_and_seeded(tmp_path):
     wide = PairSampler([syn], [1.0], scale=3, hr_w=600)
     d = wide.batch(np.random.default_rng(1), 3)
     assert d.lr.shape == (3, 3, 20, 200) and all(t for t in d.texts)
+
+
+def test_pair_sampler_footage_share_gives_aligned_video_crops():
+    """p_video 1: every LR is a crop cut from H.264 footage (train.video_degradation), the target
+    the HR its corners frame; seeded like the rest; p_video outside [0, 1] is refused."""
+    syn = SyntheticPlates(4, seed=2)
+    video = PairSampler([syn], [1.0], scale=4, hr_w=96, p_video=1.0)
+    b = video.batch(np.random.default_rng(3), 4)
+    assert b.lr.shape == (4, 3, 15, 24) and b.hr.shape == (4, 3, 60, 96)
+    c = video.batch(np.random.default_rng(3), 4)
+    assert torch.equal(b.lr, c.lr) and torch.equal(b.hr, c.hr)
+    plain = PairSampler([syn], [1.0], scale=4, hr_w=96).batch(np.random.default_rng(3), 4)
+    assert not torch.equal(b.lr, plain.lr)
+    # aligned: the target area-reduced x4 matches the LR best unshifted (blur, noise and H.264 aside)
+    hr = b.hr.numpy().transpose(0, 2, 3, 1)
+    lr = b.lr.numpy().transpose(0, 2, 3, 1)
+    best_unshifted = 0
+    for h, low in zip(hr, lr):
+        down = cv2.resize(h, (24, 15), interpolation=cv2.INTER_AREA)
+        err = {(dx, dy): np.abs(np.roll(down, (dy, dx), (0, 1)) - low)[2:-2, 2:-2].mean()
+               for dx in (-1, 0, 1) for dy in (-1, 0, 1)}
+        best_unshifted += min(err, key=err.get) == (0, 0)
+    assert best_unshifted >= 3
+    with pytest.raises(ValueError, match="p_video"):
+        PairSampler([syn], [1.0], scale=4, p_video=1.5)
