@@ -10,7 +10,8 @@
 # hold-out's label files only, so train.detector's fixed split is the usual one and no hold-out
 # image is there at all. Everything lands in $OUT; results are committed from there.
 # Knobs (for a dry run on a CPU): SKIP_DETECTOR, SKIP_THROUGHPUT, SKIP_STREAMS, DEVICE, N_SYN, HOURS, BATCH, WORKERS, GEN_WORKERS,
-# IMGSZ, US_SHRUNK (real train-split plates shrunk into 1080p frames, K copies), TP_ARGS.
+# IMGSZ, US_SHRUNK (real train-split plates shrunk into 1080p frames, K copies), TP_ARGS,
+# STYLES (synthetic plate styles, e.g. "latin latin_eu latin_eu ccpd_blue" to weigh EU plates up).
 set -u
 OUT=${OUT:-/tmp/gpu_out}
 LOGS=/tmp/gpu_logs  # text files, packed into $OUT/logs.tgz at every step (the tool returns 8 files at most)
@@ -48,7 +49,7 @@ stamp "set up"
 
 # 1. detector (GPU + most cores); SKIP_DETECTOR=1 for the benchmark alone
 [ "${SKIP_DETECTOR:-0}" = 1 ] || python3 -m train.detector --synthetic "$N_SYN" --data-workers "$GEN_WORKERS" --us .dev/us --us-repeat 3 --us-shrunk "$US_SHRUNK" \
-  --init tracker/weights/plate_yolov8p_pose.safetensors --imgsz "$IMGSZ" --hours "$HOURS" --batch "$BATCH" \
+  --init tracker/weights/plate_yolov8p_pose.safetensors --imgsz "$IMGSZ" --hours "$HOURS" --batch "$BATCH" ${STYLES:+--styles $STYLES} \
   --workers "$WORKERS" --device "$DEVICE" --out "$OUT/plate_yolov8p_pose_gpu.safetensors" --workdir /tmp/le-det \
   > "$LOGS/detector.log" 2>&1
 stamp "detector done (exit $?)"

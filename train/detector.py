@@ -47,6 +47,7 @@ import numpy as np
 import yaml as pyyaml
 
 from tracker.detector import DEFAULT_WEIGHTS, configure_ultralytics_offline, save_detector
+from train.synth.plates import ALL_STYLES
 
 POSE_YAML = Path(__file__).resolve().parents[1] / "tracker" / "models" / "plate_yolov8p_pose.yaml"
 US_HOLDOUT_FRACTION = 0.2
@@ -315,10 +316,11 @@ def train_detector(
 def build_dataset(workdir: Path, synthetic: int = 0, us: Path | None = None, us_repeat: int = 1, us_shrunk: int = 0,
                   ccpd: Path | None = None, ccpd_limit: int | None = None, yolo: Path | None = None,
                   seed: int = 0, imgsz: int = 640, pose: bool = True, randomise: bool = True,
-                  data_workers: int = 1) -> tuple[Path, str]:
+                  data_workers: int = 1, styles: tuple[str, ...] | None = None) -> tuple[Path, str]:
     """Write the chosen sources under ``workdir`` and one data.yaml over all; returns (yaml, note).
     randomise: the synthetic images get the strong domain randomisation (distractors, photometry);
-    data_workers: processes rendering the synthetic images."""
+    data_workers: processes rendering the synthetic images; styles: the synthetic plates' styles,
+    drawn uniformly (None: latin and ccpd_blue; see train.synth.scenes.write_detection_dataset)."""
     from train.ccpd import pose_data_yaml, write_ccpd_pose_dataset
     from train.synth.scenes import write_detection_dataset
 
@@ -327,17 +329,19 @@ def build_dataset(workdir: Path, synthetic: int = 0, us: Path | None = None, us_
             return yolo, str(yolo)
         if synthetic and not (us or ccpd or yolo):
             y = write_detection_dataset(workdir / "synthetic", n_images=synthetic, seed=seed, imgsz=imgsz,
-                                        randomise=randomise, workers=data_workers)
-            return y, f"synthetic scenes: {synthetic} images, seed {seed}{', randomised' if randomise else ''} (train.synth)"
+                                        randomise=randomise, workers=data_workers, styles=styles)
+            return y, (f"synthetic scenes: {synthetic} images, seed {seed}{', randomised' if randomise else ''}"
+                       f"{', styles ' + ' '.join(styles) if styles else ''} (train.synth)")
         raise ValueError("a box-only model trains on one source (--synthetic or a box-only --yolo); "
                          "combined sources need the pose model")
     roots, notes = [], []
     if synthetic:
         write_detection_dataset(workdir / "synthetic", n_images=synthetic, seed=seed, imgsz=imgsz,
-                                keypoints=True, randomise=randomise, workers=data_workers)
+                                keypoints=True, randomise=randomise, workers=data_workers, styles=styles)
         roots.append(workdir / "synthetic")
         notes.append(f"synthetic scenes: {synthetic} images (15 % val), seed {seed}"
-                     f"{', randomised' if randomise else ''} (train.synth)")
+                     f"{', randomised' if randomise else ''}{', styles ' + ' '.join(styles) if styles else ''}"
+                     " (train.synth)")
     if us:
         write_openalpr_pose_dataset(us, workdir / "us", repeat=us_repeat)
         n = len(openalpr_split(us)[0])
@@ -393,6 +397,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=0, help="data-loader processes")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--data-workers", type=int, default=1, help="processes rendering the synthetic images")
+    p.add_argument("--styles", nargs="+", choices=ALL_STYLES, default=None, metavar="STYLE",
+                   help="plate styles of the synthetic scenes, drawn uniformly per plate; repeat one to weigh "
+                        f"it up ({', '.join(ALL_STYLES)}; default: latin ccpd_blue, latin being "
+                        "30 %% EU, 15 %% UK, 30 %% US, 25 %% generic)")
     p.add_argument("--freeze", type=int, default=None, help="freeze the first N layers (10: the backbone)")
     p.add_argument("--lr0", type=float, default=None, help="initial learning rate")
     p.add_argument("--seed", type=int, default=0)
@@ -415,7 +423,7 @@ def main(argv: list[str] | None = None) -> None:
                                         us_shrunk=args.us_shrunk,
                                         ccpd=args.ccpd, ccpd_limit=args.ccpd_limit, yolo=args.yolo, seed=args.seed,
                                         imgsz=args.imgsz, pose=pose, randomise=not args.plain_synthetic,
-                                        data_workers=args.data_workers)
+                                        data_workers=args.data_workers, styles=tuple(args.styles) if args.styles else None)
     except ValueError as exc:
         p.error(str(exc))
     info = train_detector(data_yaml, args.out, model_yaml=args.model, epochs=args.epochs, imgsz=args.imgsz,

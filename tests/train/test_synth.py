@@ -249,3 +249,32 @@ def test_detection_dataset_is_the_same_with_worker_processes(tmp_path: Path) -> 
     two = write_detection_dataset(tmp_path / "two", n_images=5, seed=4, imgsz=256, keypoints=True, randomise=True,
                                   workers=2)
     assert digest(one.parent) == digest(two.parent) and len(digest(one.parent)) == 10
+
+
+def test_latin_variant_styles_draw_one_variant_each() -> None:
+    """latin_eu / latin_uk_rear / latin_us / latin_generic: one variant each (their own aspects),
+    Latin text rules, deterministic; plain latin still draws among them."""
+    from train.synth.plates import LATIN_VARIANT_STYLES
+
+    aspects = {}
+    for style in LATIN_VARIANT_STYLES:
+        seen = set()
+        for seed in range(6):
+            p = render_plate(np.random.default_rng(seed), style, height=40)
+            assert 5 <= len(p.text) <= 8 and all(c in LATIN_LETTERS + DIGITS for c in p.text)
+            seen.add(round(p.image.shape[1] / p.image.shape[0], 1))
+            again = render_plate(np.random.default_rng(seed), style, height=40)
+            assert np.array_equal(p.image, again.image)
+        aspects[style] = seen
+    assert all(a < 2.2 for a in aspects["latin_us"]) and all(a > 4.4 for a in aspects["latin_eu"])
+    mixed = {round(render_plate(np.random.default_rng(s), "latin", height=40).image.shape[1] / 40, 1) for s in range(20)}
+    assert len(mixed) >= 3
+
+
+def test_detection_dataset_styles_weigh_the_mix(tmp_path: Path) -> None:
+    default = write_detection_dataset(tmp_path / "default", n_images=3, seed=5, imgsz=256)
+    us_only = write_detection_dataset(tmp_path / "us", n_images=3, seed=5, imgsz=256, styles=("latin_us",))
+    img = sorted((default.parent / "images" / "train").glob("*.jpg"))
+    img_us = sorted((us_only.parent / "images" / "train").glob("*.jpg"))
+    assert [p.name for p in img] == [p.name for p in img_us]
+    assert any(a.read_bytes() != b.read_bytes() for a, b in zip(img, img_us))

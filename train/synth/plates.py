@@ -6,7 +6,8 @@ Two styles:
   character, letter, separator dot and five alphanumerics on blue, white frame line.
   Glyphs come from the WenQuanYi Micro Hei font (Debian ``fonts-wqy-microhei``).
 * ``"latin"``: Latin alphanumeric plate in EU / UK / US / generic variants (aspect 2:1 to
-  4.7:1). Glyphs need no system font: OpenCV Hershey fonts or Pillow's built-in Aileron
+  4.7:1), drawn 30 / 15 / 30 / 25 %; ``"latin_eu"``, ``"latin_uk_rear"``, ``"latin_us"`` and
+  ``"latin_generic"`` draw one variant only (to weigh a region up in a training mix). Glyphs need no system font: OpenCV Hershey fonts or Pillow's built-in Aileron
   font (Pillow >= 10.1), emboldened and condensed to plate-like lettering.
 
 Everything is drawn at a supersampled design resolution and reduced with area
@@ -29,6 +30,10 @@ from PIL import Image, ImageDraw, ImageFont
 from sr_model.charset import PROVINCES  # the recognizer's alphabet includes them
 
 STYLES: tuple[str, ...] = ("latin", "ccpd_blue")
+_LATIN_VARIANTS = ("eu", "uk_rear", "us", "generic")
+# One Latin variant each, for mixes that weigh a region up (SceneConfig.styles, train.detector --styles).
+LATIN_VARIANT_STYLES: tuple[str, ...] = tuple(f"latin_{v}" for v in _LATIN_VARIANTS)
+ALL_STYLES: tuple[str, ...] = STYLES + LATIN_VARIANT_STYLES
 # Chinese plates never use I or O (they read as 1 and 0).
 CN_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
 # Latin plates here also drop Q, which many registries avoid (reads as O / 0).
@@ -200,9 +205,9 @@ def random_plate_text(rng: np.random.Generator, style: str) -> str:
     """
     if style == "ccpd_blue":
         return _ccpd_text(rng)
-    if style == "latin":
+    if style == "latin" or style in LATIN_VARIANT_STYLES:
         return "".join(_latin_groups(rng))
-    raise ValueError(f"unknown plate style {style!r}; expected one of {STYLES}")
+    raise ValueError(f"unknown plate style {style!r}; expected one of {ALL_STYLES}")
 
 
 def _ccpd_text(rng: np.random.Generator) -> str:
@@ -296,11 +301,11 @@ def _glyph_size(cell_h: float) -> int:
 
 
 # --------------------------------------------------------------------------- latin
-_LATIN_VARIANTS = ("eu", "uk_rear", "us", "generic")
-
-
-def _render_latin(rng: np.random.Generator, groups: list[str], height: int, width: int | None) -> PlateImage:
-    variant = _LATIN_VARIANTS[int(rng.choice(4, p=[0.3, 0.15, 0.3, 0.25]))]
+def _render_latin(rng: np.random.Generator, groups: list[str], height: int, width: int | None,
+                  variant: str | None = None) -> PlateImage:
+    """variant: one of ``_LATIN_VARIANTS``, or None to draw one (30 / 15 / 30 / 25 %)."""
+    if variant is None:
+        variant = _LATIN_VARIANTS[int(rng.choice(4, p=[0.3, 0.15, 0.3, 0.25]))]
     font = _LATIN_FONTS[int(rng.integers(len(_LATIN_FONTS)))]
     if font == "aileron" and not _aileron_available():
         font = "hershey_simplex"
@@ -379,7 +384,8 @@ def render_plate(rng: np.random.Generator, style: str | None = None, height: int
 
     rng: drives every random choice (text, colours, variant, font), so equal generator
         states give identical plates.
-    style: ``"latin"``, ``"ccpd_blue"`` or None for a random one of :data:`STYLES`.
+    style: ``"latin"``, ``"ccpd_blue"``, one Latin variant (:data:`LATIN_VARIANT_STYLES`) or None
+        for a random one of :data:`STYLES`.
     height: output plate height in px (>= 8); width follows the style's aspect
         (ccpd_blue 440:140, latin 2:1 .. 4.7:1).
     text: optional fixed text (random otherwise). For latin, spaces mark group gaps and
@@ -394,9 +400,9 @@ def render_plate(rng: np.random.Generator, style: str | None = None, height: int
         style = STYLES[int(rng.integers(len(STYLES)))]
     if style == "ccpd_blue":
         return _render_ccpd(rng, text if text is not None else _ccpd_text(rng), height, width)
-    if style == "latin":
+    if style == "latin" or style in LATIN_VARIANT_STYLES:
         groups = text.split() if text is not None else _latin_groups(rng)
         if not groups:
             raise ValueError("empty plate text")
-        return _render_latin(rng, groups, height, width)
-    raise ValueError(f"unknown plate style {style!r}; expected one of {STYLES}")
+        return _render_latin(rng, groups, height, width, None if style == "latin" else style[len("latin_"):])
+    raise ValueError(f"unknown plate style {style!r}; expected one of {ALL_STYLES}")

@@ -1002,11 +1002,13 @@ def randomise_photometry(rng: np.random.Generator, img: np.ndarray) -> np.ndarra
 
 
 def _write_detection_image(out: Path, i: int, n_images: int, n_val: int, seed: int, imgsz: int,
-                           keypoints: bool, randomise: bool) -> None:
+                           keypoints: bool, randomise: bool, styles: tuple[str, ...] | None = None) -> None:
     """Render, label and write image ``i`` of :func:`write_detection_dataset` (all its randomness
     comes from ``(seed, i)``, so the set is the same however many processes write it)."""
     rng = np.random.default_rng([int(seed), 0xDE7, i])
     cfg = _random_detection_config(rng, imgsz)
+    if styles:
+        cfg = dataclasses.replace(cfg, styles=tuple(styles))
     scene = Scene(cfg, int(rng.integers(2**62)))
     img, truths = scene.render(int(rng.integers(scene.n_frames)))
     split = "val" if i >= n_images - n_val else "train"
@@ -1037,7 +1039,7 @@ def _write_detection_image(out: Path, i: int, n_images: int, n_val: int, seed: i
 
 def write_detection_dataset(out_dir: str | Path, n_images: int, seed: int, imgsz: int = 640,
                             val_fraction: float = 0.15, keypoints: bool = False, randomise: bool = False,
-                            workers: int = 1) -> Path:
+                            workers: int = 1, styles: tuple[str, ...] | None = None) -> Path:
     """Write a YOLO plate-detection dataset and return its ``data.yaml`` path.
 
     Layout: ``images/{train,val}/NNNNNN.jpg`` and ``labels/{train,val}/NNNNNN.txt`` with
@@ -1052,6 +1054,8 @@ def write_detection_dataset(out_dir: str | Path, n_images: int, seed: int, imgsz
         (signs, text lines, bars; see :func:`_draw_distractors`) and :func:`randomise_photometry`;
         JPEG quality 30..95 instead of 70..95.
     workers: processes rendering images (the output does not depend on it).
+    styles: plate styles drawn uniformly per plate (repeat one to weigh it up; Latin variants
+        such as ``"latin_eu"`` draw that variant only); None: the scene default (latin, ccpd_blue).
     """
     from concurrent.futures import ProcessPoolExecutor
     from functools import partial
@@ -1064,7 +1068,7 @@ def write_detection_dataset(out_dir: str | Path, n_images: int, seed: int, imgsz
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)
     write_one = partial(_write_detection_image, out, n_images=n_images, n_val=n_val, seed=seed, imgsz=imgsz,
-                        keypoints=keypoints, randomise=randomise)
+                        keypoints=keypoints, randomise=randomise, styles=tuple(styles) if styles else None)
     if workers <= 1:
         for i in tqdm(range(n_images), desc="detset", unit="img"):
             write_one(i)
