@@ -376,8 +376,6 @@ def run_many(args: argparse.Namespace, inputs: list[str]) -> int:
     :mod:`stream.model_server`). Every input is checked before any work starts; after that, a
     stream that fails is reported and the others go on. A signal stops every stream, each
     finishing its files. Exit status: 0 when all succeeded, else the worst (2 bad input, 1 other)."""
-    import threading
-
     from stream.batching import SharedDetector, SharedEnhancer, SharedReader
     from stream.errors import OutputError
 
@@ -403,45 +401,16 @@ def run_many(args: argparse.Namespace, inputs: list[str]) -> int:
                   None if enhancer is None else SharedEnhancer(enhancer, max_batch=64),
                   None if fusion is None else SharedEnhancer(fusion, max_batch=16))
         reader = None if args.no_read else SharedReader(_reader())
-        stop = threading.Event()
         results: dict[int, object] = {}
         errors: dict[int, BaseException] = {}
-        if args.workers:
-            for source in sources.values():  # checked; each worker opens its own
-                source.close()
-            sources.clear()
-            try:
-                _run_in_workers(args, inputs, out_dirs, shared, reader, results, errors)
-            finally:
-                for model in (*shared, reader):
-                    if model is not None:
-                        model.close()
-            return _report_many(args, inputs, out_dirs, results, errors)
-
-        def work(i: int) -> None:
-            src = inputs[i]
-            try:
-                if i not in sources:
-                    sources[i] = _open_source(args, src)
-                source = sources[i]
-                pipeline = _pipeline(args, shared, is_url(src), reader)
-                results[i] = pipeline.run(source, out_dirs[i], progress=not args.quiet, label=source.display_name,
-                                          stop=stop, progress_position=i)
-            except BaseException as exc:  # noqa: BLE001 - reported per stream below
-                errors[i] = exc
-
-        threads = [threading.Thread(target=work, args=(i,), name=f"stream-{i}", daemon=True) for i in range(n)]
-        for t in threads:
-            t.start()
         try:
-            while any(t.is_alive() for t in threads):
-                for t in threads:
-                    t.join(timeout=0.2)
-        except KeyboardInterrupt:
-            stop.set()  # every pipeline finishes its files, then the signal's exit status applies
-            for t in threads:
-                t.join()
-            raise
+            if args.workers:
+                for source in sources.values():  # checked; each worker opens its own
+                    source.close()
+                sources.clear()
+                _run_in_workers(args, inputs, out_dirs, shared, reader, results, errors)
+            else:
+                _run_in_threads(args, inputs, out_dirs, sources, shared, reader, results, errors)
         finally:
             for model in (*shared, reader):
                 if model is not None:
@@ -450,6 +419,41 @@ def run_many(args: argparse.Namespace, inputs: list[str]) -> int:
         for source in sources.values():
             source.close()
     return _report_many(args, inputs, out_dirs, results, errors)
+
+
+def _run_in_threads(args: argparse.Namespace, inputs: list[str], out_dirs: list[Path], sources: dict,
+                    shared: tuple, reader, results: dict, errors: dict) -> None:
+    """Run every input's pipeline on a thread of this process (``sources``: the files already
+    open, by input index; URLs connect on their thread). Fills ``results`` / ``errors`` per input.
+    A signal stops every pipeline; each finishes its files, then the signal's exit status applies."""
+    import threading
+
+    stop = threading.Event()
+
+    def work(i: int) -> None:
+        src = inputs[i]
+        try:
+            if i not in sources:
+                sources[i] = _open_source(args, src)
+            source = sources[i]
+            pipeline = _pipeline(args, shared, is_url(src), reader)
+            results[i] = pipeline.run(source, out_dirs[i], progress=not args.quiet, label=source.display_name,
+                                      stop=stop, progress_position=i)
+        except BaseException as exc:  # noqa: BLE001 - reported per stream by _report_many
+            errors[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,), name=f"stream-{i}", daemon=True) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    try:
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(timeout=0.2)
+    except KeyboardInterrupt:
+        stop.set()
+        for t in threads:
+            t.join()
+        raise
 
 
 def _report_many(args: argparse.Namespace, inputs: list[str], out_dirs: list[Path], results: dict,
