@@ -11,7 +11,8 @@
 # image is there at all. Everything lands in $OUT; results are committed from there.
 # Knobs (for a dry run on a CPU): SKIP_DETECTOR, SKIP_THROUGHPUT, SKIP_STREAMS, DEVICE, N_SYN, HOURS, BATCH, WORKERS, GEN_WORKERS,
 # IMGSZ, US_SHRUNK (real train-split plates shrunk into 1080p frames, K copies), TP_ARGS,
-# STYLES (synthetic plate styles, e.g. "latin latin_eu latin_eu ccpd_blue" to weigh EU plates up).
+# STYLES (synthetic plate styles, e.g. "latin latin_eu latin_eu ccpd_blue"; a CPU trial of that one made
+# the EU photos worse: benchmarks/results/detection/eu_styles_trial.md).
 set -u
 OUT=${OUT:-/tmp/gpu_out}
 LOGS=/tmp/gpu_logs  # text files, packed into $OUT/logs.tgz at every step (the tool returns 8 files at most)
