@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(f"| {name} | {s['plates']} | {s['tracked']} | {s['read']} | {s['exact']} "
                      f"({100 * s['exact'] / max(1, s['plates']):.1f} %) | {s['exact_per_read']} / {s['reads_per_read']} "
                      f"({100 * s['exact_per_read'] / max(1, s['reads_per_read']):.1f} %) |")
-    lines += ["", "By image read (a run with the default `--read-from both` reads each plate's enhanced image "
+    lines += ["", "By image read (on a file, the default `--read-from auto` reads each plate's enhanced image "
               "and its bicubic x4 upscale; `voted alone`: the track's reads of that image alone, voted):", "",
               "| run | image | exact reads (every read) | exact voted reads, that image alone |", "|---|---|---:|---:|"]
     for name, s in summary.items():

@@ -94,10 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fusion weights (.safetensors; default: the shipped sr_model/weights/fusion_x4.safetensors)")
     g.add_argument("--no-read", action="store_true",
                    help="no plate reads (OCR of each enhanced plate and its bicubic upscale, voted per track; on by default)")
-    g.add_argument("--read-from", choices=("both", "enhanced", "bicubic"), default="both",
-                   help="which image of each plate the OCR reads: both (default: the enhanced plate and its "
-                        "bicubic x4 upscale, one vote over all; on footage of real plates this read the most "
-                        "plates, for twice the OCR work), enhanced, or bicubic (benchmarks/results/track_reads)")
+    g.add_argument("--read-from", choices=("auto", "both", "enhanced", "bicubic"), default="auto",
+                   help="which image of each plate the OCR reads: both (the enhanced plate and its bicubic x4 "
+                        "upscale, one vote over all; on footage of real plates this read the most plates, for "
+                        "twice the OCR work), enhanced, or bicubic (the better single image there); default auto: "
+                        "both for files, bicubic for live streams, whose OCR runs beside the frame loop and drops "
+                        "reads while busy (benchmarks/results/track_reads)")
     g = p.add_argument_group("detection and tracking")
     g.add_argument("--imgsz", type=_imgsz, default=None, metavar="N|auto",
                    help="detector input size, px of the long side (default auto: half the frame's long side "

@@ -14,9 +14,10 @@ keeps its last ``fuse_k`` crops (a ring buffer, dropped when the track ends); on
 single-frame generator, and so do its inset and its best crop.
 
 Reads (a :class:`stream.reads.PlateReader`): every plate the SR throttle lets through is read by
-the OCR, by default twice: its enhanced (or fused) image and its bicubic ×4 upscale
-(``PipelineConfig.read_from``; ``--no-sr``: the bicubic one alone, on the same throttle). On footage
-of real plates the bicubic image reads better than the generator's one by one, and the two read
+the OCR (``PipelineConfig.read_from``): files twice, its enhanced (or fused) image and its bicubic
+×4 upscale; live streams, whose OCR shares the CPU with the frame loop and drops reads while busy,
+once, the bicubic upscale; ``--no-sr``: the bicubic one, on the same throttle. On footage of real
+plates the bicubic image reads better than the generator's one by one, and the two read
 differently enough that voting over both reads the most plates (benchmarks/results/track_reads).
 The track's reads are voted (:func:`stream.reads.vote_reads`) and the voted text is drawn beside the track
 id, written into ``tracks.jsonl`` where a read arrived and into ``report.json`` per track, with
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-READ_FROM = ("both", "enhanced", "bicubic")  # PipelineConfig.read_from
+READ_FROM = ("auto", "both", "enhanced", "bicubic")  # PipelineConfig.read_from
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,9 @@ class PipelineConfig:
     annotated video (False: tracks, reports and crops only, nothing drawn or encoded: at 1080p the
     encoder is the pipeline's largest CPU cost, and a many-camera box may want the reads alone);
     read_from: which images of a due plate the OCR reads, ``"both"`` (enhanced and bicubic ×4, one
-    vote over all: twice the OCR work), ``"enhanced"`` or ``"bicubic"``; without SR always bicubic."""
+    vote over all: twice the OCR work), ``"enhanced"``, ``"bicubic"`` or ``"auto"``: both where reads
+    run inline (files), bicubic where they run in the background (live streams: twice the OCR work
+    there means dropped reads on a small CPU); without SR always bicubic."""
 
     detect_every: int = 1
     detect_batch: int = 4
@@ -112,7 +115,7 @@ class PipelineConfig:
     rectify: bool = True
     rectify_margin: float = 0.08
     video: bool = True
-    read_from: str = "both"
+    read_from: str = "auto"
 
 
 class _NoVideo:
@@ -191,6 +194,7 @@ class _RunState:
     votes: TrackVotes
     reads: ReadQueue | None
     read_throttle: SRScheduler  # when reads run without SR
+    read_from: str = "both"  # PipelineConfig.read_from with "auto" resolved for this run
     read_written_at: dict[int, float] = field(default_factory=dict)
     insets: InsetCache = field(default_factory=InsetCache)  # resized insets of the live tracks
     clock: int = 0  # frames processed
@@ -263,6 +267,8 @@ class EnhancePipeline:
                                                     max(1, round(self.config.forget_after_s * (info.fps or 30)))),
                        reads=ReadQueue(self.reader, background=background) if self.reader is not None else None,
                        read_throttle=SRScheduler(self.config.sr_interval_s),
+                       read_from=self.config.read_from if self.config.read_from != "auto"
+                       else ("bicubic" if background else "both"),
                        region=self._outlined_region(info.width, info.height))
         frames_done = 0
         t_start = time.perf_counter()
@@ -467,9 +473,9 @@ class EnhancePipeline:
             for c in crops:
                 if c.enhanced is None:
                     continue
-                if self.config.read_from in ("both", "enhanced"):
+                if st.read_from in ("both", "enhanced"):
                     out.append(ReadRequest(c.track_id, frame.index, frame.pts_s, c.enhanced, "enhanced"))
-                if self.config.read_from in ("both", "bicubic"):
+                if st.read_from in ("both", "bicubic"):
                     out.append(ReadRequest(c.track_id, frame.index, frame.pts_s, bicubic_upscale(c.image, 4),
                                            "bicubic"))
             return out
@@ -595,18 +601,18 @@ class EnhancePipeline:
         reads = {"enabled": q is not None}
         if q is not None:
             reads.update(engine=_ocr_engine(), mode="background" if q.background else "inline",
-                         source=self._read_source(),
+                         source=self._read_source(st.read_from),
                          done=q.done, dropped=q.dropped, failed=q.failed, seconds=round(q.seconds, 2))
         fusion = {"k": self.config.fuse_k if self.fusion is not None else 0}
         # wall time of the per-frame stages (inline reads: reads.seconds), to see what a run spent where
         stages = {"super_resolution_s": round(st.sr_s, 2), "fusion_s": round(st.fusion_s, 2)}
         return {"reads": reads, "fusion": fusion, "stage_seconds": stages, "models": self._models_report()}
 
-    def _read_source(self) -> str:
+    def _read_source(self, read_from: str) -> str:
         """What the OCR reads, for report.json."""
-        if self.enhancer is None or self.config.read_from == "bicubic":
+        if self.enhancer is None or read_from == "bicubic":
             return "bicubic x4"
-        return "enhanced + bicubic x4" if self.config.read_from == "both" else "enhanced"
+        return "enhanced + bicubic x4" if read_from == "both" else "enhanced"
 
     def _models_report(self) -> dict:
         """Which models ran, on which back end and precision: provenance of every enhanced crop."""

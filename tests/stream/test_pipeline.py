@@ -398,8 +398,8 @@ def test_live_reads_run_beside_the_frame_loop_and_never_hold_it_up(tmp_path):
             return [Read("LIVE1", 0.9) for _ in images]
 
     reader = SlowReader()
-    pipe = EnhancePipeline(OnePlate(), _FakeEnhancer(), PipelineConfig(sr_interval_s=0.0, detect_batch=1, fuse_k=0,
-                                                                        read_from="enhanced"), reader=reader)
+    pipe = EnhancePipeline(OnePlate(), _FakeEnhancer(), PipelineConfig(sr_interval_s=0.0, detect_batch=1, fuse_k=0),
+                           reader=reader)
     t0 = time.monotonic()
     result = pipe.run(Camera(), tmp_path, progress=False)
     elapsed = time.monotonic() - t0
@@ -411,6 +411,8 @@ def test_live_reads_run_beside_the_frame_loop_and_never_hold_it_up(tmp_path):
     lines = [json.loads(ln) for ln in (tmp_path / "tracks.jsonl").read_text().splitlines()]
     arrived = [ln for ln in lines if "reads" in ln]
     assert arrived and all(ln["read_frame"] <= ln["frame"] for ln in arrived)
+    # read_from auto on a live stream: one read per due plate, of its bicubic upscale
+    assert reads["source"] == "bicubic x4" and {r["from"] for ln in arrived for r in ln["reads"]} == {"bicubic"}
     assert [t["read"] for t in report["tracks"] if t["read"]] == ["LIVE1"]
 
 
