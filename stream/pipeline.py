@@ -194,7 +194,7 @@ class _RunState:
     votes: TrackVotes
     reads: ReadQueue | None
     read_throttle: SRScheduler  # when reads run without SR
-    read_from: str = "both"  # PipelineConfig.read_from with "auto" resolved for this run
+    read_from: str  # PipelineConfig.read_from with "auto" resolved for this run
     read_written_at: dict[int, float] = field(default_factory=dict)
     insets: InsetCache = field(default_factory=InsetCache)  # resized insets of the live tracks
     clock: int = 0  # frames processed

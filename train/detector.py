@@ -324,14 +324,15 @@ def build_dataset(workdir: Path, synthetic: int = 0, us: Path | None = None, us_
     from train.ccpd import pose_data_yaml, write_ccpd_pose_dataset
     from train.synth.scenes import write_detection_dataset
 
+    synthetic_kind = f"{', randomised' if randomise else ''}{', styles ' + ' '.join(styles) if styles else ''}"
+
     if not pose:  # box-only model: a single box-only source, used as it is
         if yolo and not (synthetic or us or ccpd):
             return yolo, str(yolo)
         if synthetic and not (us or ccpd or yolo):
             y = write_detection_dataset(workdir / "synthetic", n_images=synthetic, seed=seed, imgsz=imgsz,
                                         randomise=randomise, workers=data_workers, styles=styles)
-            return y, (f"synthetic scenes: {synthetic} images, seed {seed}{', randomised' if randomise else ''}"
-                       f"{', styles ' + ' '.join(styles) if styles else ''} (train.synth)")
+            return y, f"synthetic scenes: {synthetic} images, seed {seed}{synthetic_kind} (train.synth)"
         raise ValueError("a box-only model trains on one source (--synthetic or a box-only --yolo); "
                          "combined sources need the pose model")
     roots, notes = [], []
@@ -339,9 +340,7 @@ def build_dataset(workdir: Path, synthetic: int = 0, us: Path | None = None, us_
         write_detection_dataset(workdir / "synthetic", n_images=synthetic, seed=seed, imgsz=imgsz,
                                 keypoints=True, randomise=randomise, workers=data_workers, styles=styles)
         roots.append(workdir / "synthetic")
-        notes.append(f"synthetic scenes: {synthetic} images (15 % val), seed {seed}"
-                     f"{', randomised' if randomise else ''}{', styles ' + ' '.join(styles) if styles else ''}"
-                     " (train.synth)")
+        notes.append(f"synthetic scenes: {synthetic} images (15 % val), seed {seed}{synthetic_kind} (train.synth)")
     if us:
         write_openalpr_pose_dataset(us, workdir / "us", repeat=us_repeat)
         n = len(openalpr_split(us)[0])

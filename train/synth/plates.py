@@ -7,8 +7,9 @@ Two styles:
   Glyphs come from the WenQuanYi Micro Hei font (Debian ``fonts-wqy-microhei``).
 * ``"latin"``: Latin alphanumeric plate in EU / UK / US / generic variants (aspect 2:1 to
   4.7:1), drawn 30 / 15 / 30 / 25 %; ``"latin_eu"``, ``"latin_uk_rear"``, ``"latin_us"`` and
-  ``"latin_generic"`` draw one variant only (to weigh a region up in a training mix). Glyphs need no system font: OpenCV Hershey fonts or Pillow's built-in Aileron
-  font (Pillow >= 10.1), emboldened and condensed to plate-like lettering.
+  ``"latin_generic"`` draw one variant only (to weigh a region up in a training mix). Glyphs need
+  no system font: OpenCV Hershey fonts or Pillow's built-in Aileron font (Pillow >= 10.1),
+  emboldened and condensed to plate-like lettering.
 
 Everything is drawn at a supersampled design resolution and reduced with area
 interpolation, so edges are anti-aliased but sharp. Output is deterministic given the
