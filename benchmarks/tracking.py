@@ -6,8 +6,11 @@ crossing pairs, 0.2-0.5 s occlusions), turned into detections the way a real det
 (size-proportional box jitter, random misses and short dropouts, more misses and lower scores
 on small plates, weak-score detections, lower scores next to occlusions, random and persistent
 false positives). Every tracker gets exactly the same detections; CLEAR-MOT and identity
-metrics come from ``motmetrics`` at IoU >= 0.5 against the visible ground truth (an occluded
-plate is not in the ground truth, so boxes reported for it count as false positives).
+metrics come from ``motmetrics`` at IoU >= 0.5 against the visible ground truth. A plate hidden
+by an occluder is "don't care" (a box reported on it is neither a hit nor a false positive, as for
+the rendered clips' plates under half visible): a tracker that keeps a briefly hidden plate where
+it is is not wrong, nor is one that drops it. ``--occluded-gt absent`` gives the earlier rule, under
+which such boxes count as false positives.
 
 Clips: ``30fps``, ``10fps`` (the same trajectories sampled at 10 fps), ``occlusions``,
 ``crossing``, ``detect_every_3`` (30 fps, detector on every third frame; our tracker gets
@@ -213,10 +216,19 @@ def _intervals(rng: np.random.Generator, rate_per_s: float, t0: float, t1: float
     return [(s, s + rng.uniform(dmin, dmax)) for s in starts]
 
 
+OCCLUDED_GT = ("dont_care", "absent")
+
+
 def simulate(
-    paths: Sequence[PlatePath], fps: float, duration_s: float, seed: int, detect_every: int = 1
+    paths: Sequence[PlatePath], fps: float, duration_s: float, seed: int, detect_every: int = 1,
+    occluded_gt: str = "dont_care",
 ) -> list[Frame]:
-    """Sample ground truth at ``fps`` and produce imperfect detections for each frame."""
+    """Sample ground truth at ``fps`` and produce imperfect detections for each frame.
+
+    occluded_gt: an in-frame plate behind an occluder is "don't care" (``"dont_care"``) or not in
+    the ground truth at all (``"absent"``: boxes reported on it are false positives)."""
+    if occluded_gt not in OCCLUDED_GT:
+        raise ValueError(f"occluded_gt must be one of {OCCLUDED_GT}, not {occluded_gt!r}")
     rng = np.random.default_rng(seed)
     dropouts = {p.gt_id: _intervals(rng, 0.4, p.t0, p.t_end, 0.05, 0.2) for p in paths}
     # Persistent false positives: plate-like text or signs, static, detected intermittently
@@ -232,8 +244,9 @@ def simulate(
     for i in range(n_frames):
         t = i / fps
         gt = [(p.gt_id, b) for p in paths if (b := p.box(t)) is not None]
+        hidden = [p.raw_box(t) for p in paths if p.in_frame(t) and p.occluded(t)] if occluded_gt == "dont_care" else []
         if i % detect_every:
-            frames.append(Frame(t, gt, None))
+            frames.append(Frame(t, gt, None, hidden))
             continue
         dets: list[Detection] = []
         for p in paths:
@@ -265,7 +278,7 @@ def simulate(
                 jit = rng.normal(0, 1.0, 4)
                 dets.append(Detection((box + jit).astype(np.float32), float(rng.uniform(0.4, 0.75))))
         rng.shuffle(dets)  # type: ignore[arg-type]
-        frames.append(Frame(t, gt, dets))
+        frames.append(Frame(t, gt, dets, hidden))
     return frames
 
 
@@ -431,8 +444,10 @@ def evaluate(
     clips: Sequence[Clip] = CLIPS,
     trackers: Sequence[str] = ("ours", "bytetrack", "botsort"),
     config: TrackerConfig | None = None,
+    occluded_gt: str = "dont_care",
 ) -> dict[str, dict[str, dict]]:
-    """Run ``trackers`` on every clip over ``seeds``; returns ``{clip: {tracker: metrics}}``."""
+    """Run ``trackers`` on every clip over ``seeds`` (``occluded_gt``: see :func:`simulate`);
+    returns ``{clip: {tracker: metrics}}``."""
     import motmetrics as mm
 
     mh = mm.metrics.create()
@@ -448,7 +463,7 @@ def evaluate(
         for seed in seeds:
             scene_seed = seed * 1000 + sum(map(ord, clip.scene_key))
             paths = make_scene(scene_seed, duration_s, clip.n_random, clip.n_crossing_pairs, clip.occlusion_prob)
-            frames = simulate(paths, clip.fps, duration_s, seed * 1000 + 17 * ci + 1, clip.detect_every)
+            frames = simulate(paths, clip.fps, duration_s, seed * 1000 + 17 * ci + 1, clip.detect_every, occluded_gt)
             for name, make in makers.items():
                 accs[name].append(_accumulate(frames, make()))
         results[clip.name] = {}
@@ -760,16 +775,21 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, required=True, help="output directory")
     ap.add_argument("--quick", action="store_true", help="one short seed per clip, no rendered clips (a few seconds)")
     ap.add_argument("--no-rendered", action="store_true", help="skip the rendered clips (real detector)")
+    ap.add_argument("--occluded-gt", choices=["dont-care", "absent"], default="dont-care",
+                    help="simulated clips: a plate behind an occluder is \"don't care\" (default) or not in the "
+                         "ground truth at all, so boxes a tracker keeps on it count as false positives")
     args = ap.parse_args(argv)
+    occluded_gt = args.occluded_gt.replace("-", "_")
 
     # ultralytics must not phone home or write settings into $HOME.
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_CONFIG_DIR", os.path.join(tempfile.gettempdir(), "license-enhancer-ultralytics"))
 
     seeds, duration = ([0], 2.5) if args.quick else (list(range(10)), 10.0)
-    r_seeds, r_seconds = [0, 1, 2], 8.0
+    # 10 seeds (60 plates): with 3 (18 plates) one clip's id switch decided the ranking (trials.md).
+    r_seeds, r_seconds = list(range(10)), 8.0
     t0 = time.perf_counter()
-    results = evaluate(seeds, duration)
+    results = evaluate(seeds, duration, occluded_gt=occluded_gt)
     timing = time_trackers(n_frames=80 if args.quick else 600, repeats=1 if args.quick else 3)
     table = markdown_table(results, timing)
 
@@ -786,7 +806,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
         rendered = evaluate_rendered(args.out, r_seeds, r_seconds, DEFAULT_WEIGHTS)
     if rendered_note:
         print(rendered_note)
-    md = "# Plate tracking benchmark\n\n## Simulated detections\n\n" + table
+    occluded_note = {
+        "dont_care": "A plate behind an occluder is \"don't care\": a box reported on it is neither a hit nor a "
+                     "false positive.",
+        "absent": "A plate behind an occluder is not in the ground truth: boxes reported on it are false positives "
+                  "(`--occluded-gt absent`).",
+    }[occluded_gt]
+    md = "# Plate tracking benchmark\n\n## Simulated detections\n\n" + occluded_note + "\n\n" + table
     if rendered:
         md += (
             f"\n## Real detector on rendered clips\n\n`train.synth.scenes` clips {RENDER_SIZE[0]}x{RENDER_SIZE[1]}, "
@@ -800,6 +826,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     report = {
         "seeds": seeds,
         "clip_duration_s": duration,
+        "occluded_gt": occluded_gt,
         "clips": {c.name: c.__dict__ for c in CLIPS},
         "tracker_config": asdict(bench_config()),
         "results": results,
