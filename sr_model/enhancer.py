@@ -1,8 +1,11 @@
 """Batched super-resolution of plate crops: BGR uint8 arrays in, BGR uint8 arrays out.
 
-Crops of different sizes share one forward pass: each is padded (edge-replicated, so the
-network sees no artificial border) to the largest height and width of its batch (rounded up to
-``pad_multiple``), and the output is cut back to ``scale`` times its own size. Crops taller than
+Each crop is padded (edge-replicated, so the network sees no artificial border) to its height
+and width rounded up to ``pad_multiple``, and crops of the same padded size share a forward pass;
+the output is cut back to ``scale`` times the crop's own size. A crop's output therefore does not
+depend on which other crops it was batched with (padding it to a larger neighbour's size changed
+its border pixels by up to 41 levels), so the same video gives the same enhanced plates however
+the crops of its tracks, or of other streams, were grouped. Crops taller than
 ``max_input_height`` (32 px, the 32x96 design point) are first shrunk to it: such plates are
 already legible, the generator was trained on far smaller ones, and SR cost grows with area (a
 near plate in 1080p made SR the slowest stage at the old 48 px cap).
@@ -16,7 +19,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sr_model.backends import create_runner, resolve
 from sr_model.weights import load_generator
@@ -26,7 +28,7 @@ from sr_model.weights import load_generator
 class EnhancerConfig:
     """max_input_height: px; batch_size: crops per forward pass; device: torch device string;
     backend / precision / channels_last: see :mod:`sr_model.backends` (``auto`` picks the
-    fastest correct one for the device); pad_multiple: each batch is padded (edge pixels) to a
+    fastest correct one for the device); pad_multiple: each crop is padded (edge pixels) to a
     height and width that are multiples of this, so the network sees few distinct shapes: the
     back ends cache kernels per input shape, and with every crop size distinct the process grew
     by ~600 MiB over 1500 calls (flat at +130 MiB with 16; benchmarks/results/memory)."""
@@ -64,11 +66,14 @@ class PlateEnhancer:
             crop = cv2.resize(crop, (max(1, round(w * f)), self.config.max_input_height), interpolation=cv2.INTER_AREA)
         return crop
 
+    def _padded_shape(self, crop: np.ndarray) -> tuple[int, int]:
+        m = max(1, self.config.pad_multiple)
+        return -(-crop.shape[0] // m) * m, -(-crop.shape[1] // m) * m
+
     @torch.inference_mode()
     def _run_batch(self, crops: list[np.ndarray]) -> list[np.ndarray]:
-        m = max(1, self.config.pad_multiple)
-        hmax = -(-max(c.shape[0] for c in crops) // m) * m
-        wmax = -(-max(c.shape[1] for c in crops) // m) * m
+        """Crops of one padded shape (:meth:`_padded_shape`) in, ×scale crops out."""
+        hmax, wmax = self._padded_shape(crops[0])
         batch = np.stack(
             [np.pad(c, ((0, hmax - c.shape[0]), (0, wmax - c.shape[1]), (0, 0)), mode="edge") for c in crops]
         )
@@ -91,14 +96,17 @@ class PlateEnhancer:
     def enhance(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Super-resolve each crop; output i is ``scale`` × the (possibly shrunk) size of crop i."""
         prepared = [self._prepare(c) for c in crops]
-        # Sorting by area keeps similar sizes in one batch, so padding wastes little compute.
-        order = sorted(range(len(prepared)), key=lambda i: prepared[i].shape[0] * prepared[i].shape[1])
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, c in enumerate(prepared):
+            groups.setdefault(self._padded_shape(c), []).append(i)
         out: list[np.ndarray | None] = [None] * len(prepared)
         bs = self.config.batch_size
-        for start in range(0, len(order), bs):
-            idx = order[start : start + bs]
-            for i, y in zip(idx, self._run_batch([prepared[i] for i in idx])):
-                out[i] = y
+        for shape in sorted(groups):
+            group = groups[shape]
+            for start in range(0, len(group), bs):
+                idx = group[start : start + bs]
+                for i, y in zip(idx, self._run_batch([prepared[i] for i in idx])):
+                    out[i] = y
         return out  # type: ignore[return-value]
 
 

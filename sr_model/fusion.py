@@ -387,14 +387,20 @@ class FusionEnhancer:
         """One :class:`FusedPlate` per sequence (one track's crops, (h_i, w_i, 3) uint8 BGR, oldest
         first, the last is the reference), in order."""
         aligned = [self.align(seq) for seq in sequences]
-        areas = [a.frames[-1].shape[0] * a.frames[-1].shape[1] for a in aligned]
-        order = sorted(range(len(aligned)), key=areas.__getitem__)  # similar sizes share a batch
+        # Only sequences of one shape (reference size, number of crops) share a forward pass, so
+        # none is padded to a neighbour's size: a track's fused image does not depend on which
+        # other tracks (or streams) were fused beside it.
+        groups: dict[tuple[int, int, int], list[int]] = {}
+        for i, a in enumerate(aligned):
+            groups.setdefault((*a.frames[-1].shape[:2], len(a.frames)), []).append(i)
         out: list[FusedPlate | None] = [None] * len(aligned)
         bs = max(1, self.config.batch_size)
-        for start in range(0, len(order), bs):
-            idx = order[start: start + bs]
-            for i, img in zip(idx, self._run([aligned[i] for i in idx])):
-                out[i] = FusedPlate(img, aligned[i].n_used, aligned[i].n_dropped)
+        for shape in sorted(groups):
+            group = groups[shape]
+            for start in range(0, len(group), bs):
+                idx = group[start: start + bs]
+                for i, img in zip(idx, self._run([aligned[i] for i in idx])):
+                    out[i] = FusedPlate(img, aligned[i].n_used, aligned[i].n_dropped)
         return out  # type: ignore[return-value]
 
 

@@ -261,15 +261,21 @@ class PlateDetector:
         preds = self.model(x)
         return preds[0] if isinstance(preds, (list, tuple)) else preds
 
+    def _input_size(self, image: np.ndarray) -> tuple[float, int, int]:
+        """(scale, width, height) of ``image`` at the network input, before padding."""
+        h, w = image.shape[:2]
+        r = (self.config.imgsz or auto_imgsz(w, h)) / max(h, w)
+        return r, max(1, round(w * r)), max(1, round(h * r))
+
+    def _padded_input(self, image: np.ndarray) -> tuple[int, int]:
+        """(height, width) of ``image``'s letterboxed network input (padded to the stride)."""
+        _, w, h = self._input_size(image)
+        return -(-h // self.stride) * self.stride, -(-w // self.stride) * self.stride
+
     def _letterbox(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[float]]:
-        sizes = []
-        for im in images:
-            h, w = im.shape[:2]
-            r = (self.config.imgsz or auto_imgsz(w, h)) / max(h, w)
-            sizes.append((r, max(1, round(w * r)), max(1, round(h * r))))
-        hp = max(s[2] for s in sizes)
-        wp = max(s[1] for s in sizes)
-        hp, wp = -(-hp // self.stride) * self.stride, -(-wp // self.stride) * self.stride
+        """Images of one padded input shape (:meth:`_padded_input`) as a (B, 3, H, W) batch."""
+        sizes = [self._input_size(im) for im in images]
+        hp, wp = self._padded_input(images[0])
         # (B, 3, H, W) float32 RGB in [0, 1], filled plane by plane with OpenCV / numpy: torch's
         # permute + flip + float on a 1080p batch took 8-22 ms with 2 intra-op threads when the
         # other core was busy (the pipeline's encoder and reads threads), 0.8 ms this way.
@@ -336,11 +342,20 @@ class PlateDetector:
         return results
 
     def _detect_batched(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
-        results: list[list[Detection]] = []
+        # Only frames of one input shape share a forward pass, so none is padded to a larger
+        # neighbour's shape: a frame's detections do not depend on which frames (of other
+        # streams) it was batched with (padding to another's shape moved boxes by up to 1.5 px).
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, im in enumerate(images):
+            groups.setdefault(self._padded_input(im), []).append(i)
+        results: list[list[Detection] | None] = [None] * len(images)
         bs = self.config.batch_size
-        for start in range(0, len(images), bs):
-            results.extend(self._detect_batch(images[start : start + bs]))
-        return results
+        for group in groups.values():
+            for start in range(0, len(group), bs):
+                idx = group[start : start + bs]
+                for i, found in zip(idx, self._detect_batch([images[i] for i in idx])):
+                    results[i] = found
+        return results  # type: ignore[return-value]
 
 
 def rectify_plate(frame: np.ndarray, corners: np.ndarray, height: int | None = None, margin: float = 0.0) -> np.ndarray:

@@ -163,3 +163,21 @@ def test_enhancer_uses_the_chosen_backend():
     e = PlateEnhancer(config=EnhancerConfig(backend="onnx", precision="fp32"))
     assert e.backend == "onnx" and e.precision == "fp32"
     assert np.abs(a.astype(int) - e.enhance([crop])[0].astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("backend,precision", [("eager", "fp32"), ("onnx", "int8")])
+def test_a_crops_enhanced_image_does_not_depend_on_its_batch(backend, precision):
+    """The same crop gives the same pixels alone and batched with crops of other sizes (padding it
+    to a larger neighbour's size used to change its border by up to 41 levels)."""
+    import numpy as np
+
+    if backend == "onnx" and importlib.util.find_spec("onnxruntime") is None:
+        pytest.skip("onnxruntime is not installed")
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for h, w in [(14, 40), (24, 80), (31, 126), (14, 44)]]
+    e = PlateEnhancer(config=EnhancerConfig(backend=backend, precision=precision, batch_size=3))
+    alone = [e.enhance([c])[0] for c in crops]
+    together = e.enhance(crops)
+    for a, b, c in zip(alone, together, crops):
+        assert a.shape == b.shape == (c.shape[0] * 4, c.shape[1] * 4, 3)
+        assert np.array_equal(a, b)

@@ -162,6 +162,18 @@ def test_enhancer_uses_the_last_k_and_handles_sizes(tiny_weights):
         enh.enhance([[ref.astype(np.float32)]])
 
 
+def test_a_tracks_fused_image_does_not_depend_on_the_other_tracks(tiny_weights):
+    """Sequences are batched only with sequences of their own shape: a track fused alone or beside
+    tracks of other sizes (and crop counts) gives the same pixels."""
+    enh = FusionEnhancer(tiny_weights, FusionConfig(k=3, batch_size=4, precision="fp32"))
+    ref = _plate(1, h=15, w=48)
+    seqs = [[_shift(ref, 0.3, 0), _shift(ref, 0, 0.4), ref], [_plate(2, h=12, w=30)] * 2,
+            [_plate(3, h=18, w=60)] * 3, [_shift(ref, -0.2, 0.1), ref]]
+    alone = [enh.enhance([s])[0].image for s in seqs]
+    together = [p.image for p in enh.enhance(seqs)]
+    assert all(np.array_equal(a, b) for a, b in zip(alone, together))
+
+
 def test_weights_round_trip_and_errors(tmp_path, tiny_weights):
     model, info = load_fusion(tiny_weights)
     assert info == {"note": "test"} and model.config == TINY and not model.training

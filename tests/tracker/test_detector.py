@@ -28,6 +28,20 @@ def test_batches_frames_of_different_sizes(detector):
     assert len(out) == 3 and all(isinstance(d, list) for d in out)
 
 
+def test_a_frames_detections_do_not_depend_on_the_frames_beside_it(detector, clip_3s):
+    """Frames of other sizes (other streams) in the same call give a frame exactly the detections
+    it gets alone: it is never padded to a larger neighbour's input shape."""
+    from stream.source import read_frames
+
+    frames = read_frames(clip_3s.video_path)[:12:4]
+    small = [f[: f.shape[0] * 3 // 4, : f.shape[1] // 2].copy() for f in frames]
+    alone = [detector.detect([f])[0] for f in frames]
+    mixed = detector.detect([x for pair in zip(frames, small) for x in pair])[::2]
+    assert sum(len(d) for d in alone) > 0
+    for a, m in zip(alone, mixed):
+        assert [(d.box.tolist(), d.score) for d in a] == [(d.box.tolist(), d.score) for d in m]
+
+
 def test_boxes_are_in_frame_pixels(detector, clip_3s):
     from stream.source import read_frames
 
@@ -165,8 +179,10 @@ def test_auto_input_size_follows_the_frame():
         [640, 640, 960, 960, 1280]
     det = PlateDetector(config=DetectorConfig(refine_corners=False))
     assert det.config.imgsz is None  # auto by default
-    x, ratios = det._letterbox([np.zeros((1080, 1920, 3), np.uint8), np.zeros((720, 1280, 3), np.uint8)])
-    assert ratios == [0.5, 0.5] and tuple(x.shape[2:]) == (544, 960)  # each frame at its own size, padded to the stride
+    frames = [np.zeros((1080, 1920, 3), np.uint8), np.zeros((720, 1280, 3), np.uint8)]
+    assert [det._padded_input(f) for f in frames] == [(544, 960), (384, 640)]  # own size, padded to the stride
+    x, ratios = det._letterbox(frames[:1])
+    assert ratios == [0.5] and tuple(x.shape[2:]) == (544, 960)
     fixed = PlateDetector(config=DetectorConfig(imgsz=640, refine_corners=False))
     assert fixed._letterbox([np.zeros((1080, 1920, 3), np.uint8)])[0].shape[2:] == (384, 640)
 
