@@ -575,6 +575,10 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, s
                 print(f"note: {folder} not found; its rows skipped")
                 continue
             rows[name.format("real photos")] = evaluate_photos(detector, folder, conf=args.conf, files=files)
+            if args.coarse_pass:
+                coarse = PlateDetector(weights, replace(config, coarse_scale=0.5))
+                rows[name.format("real photos, with --coarse-pass")] = evaluate_photos(
+                    coarse, folder, conf=args.conf, files=files)
         # The photos hold no plate under 40 px: the same plates shrunk into 1080p frames, at this
         # input size and at each of --shrunk-imgsz (960: what imgsz auto gives 1080p).
         for imgsz in dict.fromkeys([args.imgsz] + [int(v) for v in args.shrunk_imgsz.split(",") if v]):
@@ -585,6 +589,9 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, s
                         det, folder, conf=args.conf, files=files)
         if eu.is_dir():
             rows[FOOTAGE_SET] = evaluate_footage(detector, args.data, tmp, conf=args.conf)
+            if args.coarse_pass:
+                rows[FOOTAGE_SET + ", with --coarse-pass"] = evaluate_footage(
+                    PlateDetector(weights, replace(config, coarse_scale=0.5)), args.data, tmp, conf=args.conf)
     n = 1 if args.quick else args.clips
     for k in range(n):
         w, h = [(1280, 720), (1920, 1080), (640, 360)][k % 3]
@@ -618,6 +625,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="detector back end for the scored sets")
     p.add_argument("--precision", default="auto", choices=OPENVINO_PRECISIONS,
                    help="OpenVINO's precision for the scored sets (auto: bf16 where the CPU has native bf16)")
+    p.add_argument("--coarse-pass", action="store_true",
+                   help="also score the real photos and footage with the coarse pass (enhance-video --coarse-pass)")
     p.add_argument("--no-speed", action="store_true", help="skip the per-backend timing")
     p.add_argument("--conditions", default="", help="free text on the machine's state, stored with the timings")
     p.add_argument("--quick", action="store_true", help="one short clip, no photos, no study, no timing")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -188,6 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--reuse-clip", action="store_true", help="use --work's clip if there (it is deterministic)")
     p.add_argument("--generator", type=Path, default=None,
                    help="generator weights for the runs with SR (default: the shipped one)")
+    p.add_argument("--cli-args", default="", metavar="ARGS",
+                   help="more enhance-video options for every run, e.g. --cli-args=--coarse-pass")
     args = p.parse_args(argv)
     import tempfile
 
@@ -206,7 +209,9 @@ def main(argv: list[str] | None = None) -> None:
     # bicubic (--no-sr): the same tracks, each read taken from the plain bicubic x4 crop on the same
     # throttle: what super-resolution adds to the reads, measured on the product's own path.
     gen = ["--generator", str(args.generator)] if args.generator else []
-    runs = {"single-frame": ["--fuse", "0", *gen], "fused (--fuse 5)": fused + gen, "bicubic (--no-sr)": ["--no-sr"]}
+    more = shlex.split(args.cli_args)
+    runs = {"single-frame": ["--fuse", "0", *gen, *more], "fused (--fuse 5)": fused + gen + more,
+            "bicubic (--no-sr)": ["--no-sr", *more]}
     reports = {}
     for name, extra in runs.items():
         folder = work / name.split()[0]
@@ -244,7 +249,8 @@ def main(argv: list[str] | None = None) -> None:
                                                           ensure_ascii=False))
     lines = ["# Per-track reads on footage of real plates (openalpr eu photos, synthetic camera motion)", "",
              f"`python -m benchmarks.track_reads --out {args.out}"
-             f"{' --generator ' + str(args.generator) if args.generator else ''}`: {len(rows)} plates, 640x360 @ {FPS} fps, "
+             f"{' --generator ' + str(args.generator) if args.generator else ''}"
+             f"{' --cli-args=' + shlex.quote(args.cli_args) if args.cli_args else ''}`: {len(rows)} plates, 640x360 @ {FPS} fps, "
              f"{SECONDS:.0f} s per plate, plate ~30 → 60 px wide, H.264 CRF 30.", "",
              "| run | plates | with a track | with a voted read | exact voted reads | exact reads (every read) |",
              "|---|---:|---:|---:|---:|---:|"]

@@ -626,6 +626,8 @@ class EnhancePipeline:
                    "trained": info.get("phase") or info.get("model_yaml")}
             if model is self.detector:
                 out["imgsz"] = getattr(getattr(model, "config", None), "imgsz", None) or "auto"
+            if model is self.detector and getattr(getattr(model, "config", None), "coarse_scale", None):
+                out["coarse_scale"] = model.config.coarse_scale
             if model is self.detector and self._roi is not None:
                 out["region_of_interest"] = list(self._roi)
             if model is self.detector and info.get("corner_refiner"):

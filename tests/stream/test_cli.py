@@ -77,11 +77,11 @@ def test_detector_backend_option(tmp_path):
 
     clip = make_video(tmp_path / "v.mp4", n_frames=3)
     proc = run_cli(str(clip), "-o", str(tmp_path / "o"), "--no-read", "--quiet", "--no-sr",
-                   "--detector-backend", "onnx", "--detector-precision", "f32", "--imgsz", "640")
+                   "--detector-backend", "onnx", "--detector-precision", "f32", "--imgsz", "640", "--coarse-pass")
     assert proc.returncode == 0, proc.stderr
     detector = json.loads((tmp_path / "o" / "report.json").read_text())["models"]["detector"]
     assert (detector["backend"], detector["precision"]) == ("onnx", "f32")
-    assert detector["imgsz"] == 640
+    assert detector["imgsz"] == 640 and detector["coarse_scale"] == 0.5
 
 
 def test_missing_corner_refiner_weights_is_a_one_line_error(tmp_path):

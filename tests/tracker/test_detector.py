@@ -187,6 +187,28 @@ def test_auto_input_size_follows_the_frame():
     assert fixed._letterbox([np.zeros((1080, 1920, 3), np.uint8)])[0].shape[2:] == (384, 640)
 
 
+def test_coarse_pass_adds_a_half_size_search_and_merges(detector, clip_3s):
+    """coarse_scale runs the network a second time at that fraction of the input size; the two
+    passes' boxes are merged by NMS, so every plate the main pass finds is still there once."""
+    from benchmarks.detection import box_iou
+    from stream.source import read_frames
+
+    coarse = PlateDetector(config=DetectorConfig(coarse_scale=0.5))
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    assert coarse._padded_input(frame) == (384, 640) and coarse._padded_input(frame, 0.5) == (192, 320)
+    for f in read_frames(clip_3s.video_path)[:12:4]:
+        one, both = detector.detect([f])[0], coarse.detect([f])[0]
+        assert one and both and all(d.corners is not None for d in both)
+        b1, b2 = np.stack([d.box for d in one]), np.stack([d.box for d in both])
+        assert (box_iou(b1, b2).max(axis=1) >= 0.5).all()  # the main pass's plates are kept
+        iou = box_iou(b2, b2)
+        np.fill_diagonal(iou, 0.0)
+        assert iou.max() <= coarse.config.iou  # no plate twice
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="coarse_scale"):
+            PlateDetector(config=DetectorConfig(coarse_scale=bad))
+
+
 def test_auto_backend_and_bad_backend():
     from tracker.weights_file import openvino_available
 
