@@ -86,12 +86,12 @@ class TrackerConfig:
         a confirmed track that this update left unmatched (a reported, coasting track), does not
         start a track: a second box on a tracked plate, or an odd box (a part of the plate) that
         the gates kept from its coasting track, which the next detections will match. None: off.
-        Measured on 8 rendered clips (benchmarks/results/tracking/trials.md): counting the
+        Measured on rendered clips 0-7 (benchmarks/results/tracking/trials.md): counting the
         coasting tracks' boxes too took IDF1 at 10 fps from 0.980 to 0.987.
     weak_lost_gate_chi2: chi-square gate for a weak detection re-finding a LOST track (stage 2),
         tighter than ``gate_chi2``: a lost track's position covariance has grown, and a weak
         detection is more often a false one, so it must lie nearer the prediction (5.99: 95 %
-        of true matches under the model). None: ``gate_chi2``. Measured on 8 rendered clips: a
+        of true matches under the model). None: ``gate_chi2``. Measured on rendered clips 0-7: a
         parked plate lost behind a passing car took a weak false detection 1.3 plate widths away
         (d2 = 6.4) and came back under a new id; IDF1 at 10 fps 0.987 -> 0.994, detect-every-3
         0.985 -> 0.992; on simulated detections 10 fps 0.939 -> 0.930 (trials.md).
