@@ -186,6 +186,61 @@ def write_shrunk_pose_dataset(folder: str | Path, out_dir: str | Path, copies: i
     return out
 
 
+def write_zoomed_pose_dataset(folder: str | Path, out_dir: str | Path, copies: int = 3, seed: int = 0,
+                              fill: tuple[float, float] = (0.25, 0.5)) -> Path:
+    """Write close-ups of the TRAIN part of an openalpr folder as a YOLO pose set (boxes only):
+    each photo ``copies`` times, cut around one of its plates so that the plate spans ``fill``
+    of the cut's width (a random position, 4:3 to 16:9, kept inside the photo), as a close camera
+    or a parking gate sees it. At the network input such plates are 160-320 px wide: the sizes
+    the detector scored low on real photos (benchmarks/results/detection/coarse_pass.md).
+    Returns the folder holding ``images/train`` and ``labels/train``."""
+    import cv2
+
+    from benchmarks.plate_sets import parse_annotation
+    from train.ccpd import pose_label_row
+
+    folder, out = Path(folder), Path(out_dir)
+    if folder.name.lower() == "eu":
+        raise ValueError(f"{folder} is the openalpr EU set: evaluation only, never trained on")
+    rng = np.random.default_rng(2000 + seed)
+    (out / "images" / "train").mkdir(parents=True, exist_ok=True)
+    (out / "labels" / "train").mkdir(parents=True, exist_ok=True)
+    n = 0
+    for txt in openalpr_split(folder)[0]:
+        boxes, _ = parse_annotation(txt.read_text(errors="replace"))
+        im = cv2.imread(str(txt.with_suffix(".jpg")))
+        if im is None or not boxes:
+            continue
+        H, W = im.shape[:2]
+        allb = np.array([[b.x, b.y, b.x + b.width, b.y + b.height] for b in boxes], np.float64)
+        for k in range(copies):
+            b = allb[int(rng.integers(len(allb)))]
+            cw = min(float(W), (b[2] - b[0]) / rng.uniform(*fill))
+            ch = min(float(H), cw / rng.uniform(4 / 3, 16 / 9))
+            x0 = float(np.clip(rng.uniform(b[2] - cw, b[0]), 0.0, W - cw))
+            y0 = float(np.clip(rng.uniform(b[3] - ch, b[1]), 0.0, H - ch))
+            x0i, y0i, x1i, y1i = int(x0), int(y0), int(round(x0 + cw)), int(round(y0 + ch))
+            cut = im[y0i:y1i, x0i:x1i]
+            shifted = allb - [x0i, y0i, x0i, y0i]
+            # Plates cut by the window are labelled with their visible part only if most of it shows.
+            rows = []
+            for sb, ob in zip(shifted, allb):
+                vis = (min(sb[2], cut.shape[1]) - max(sb[0], 0)) * (min(sb[3], cut.shape[0]) - max(sb[1], 0))
+                if vis >= 0.6 * (ob[2] - ob[0]) * (ob[3] - ob[1]):
+                    row = pose_label_row(sb, None, cut.shape[1], cut.shape[0])
+                    if row:
+                        rows.append(row)
+            if not rows:
+                continue
+            name = f"zoom_{txt.stem}_{k}"
+            cv2.imwrite(str(out / "images" / "train" / f"{name}.jpg"), cut, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            (out / "labels" / "train" / f"{name}.txt").write_text("\n".join(rows) + "\n")
+            n += 1
+    if n == 0:
+        raise ValueError(f"no annotated photos in {folder}")
+    return out
+
+
 def yolo_boxes_to_pose(data_yaml: str | Path, out_dir: str | Path) -> Path:
     """Re-write a box-only YOLO dataset (``cls cx cy w h`` rows, any class mapped to plate) as a
     pose dataset with not-visible keypoints; images are symlinked. Returns ``out_dir``.
@@ -314,6 +369,7 @@ def train_detector(
 
 
 def build_dataset(workdir: Path, synthetic: int = 0, us: Path | None = None, us_repeat: int = 1, us_shrunk: int = 0,
+                  us_zoom: int = 0,
                   ccpd: Path | None = None, ccpd_limit: int | None = None, yolo: Path | None = None,
                   seed: int = 0, imgsz: int = 640, pose: bool = True, randomise: bool = True,
                   data_workers: int = 1, styles: tuple[str, ...] | None = None) -> tuple[Path, str]:
@@ -351,6 +407,10 @@ def build_dataset(workdir: Path, synthetic: int = 0, us: Path | None = None, us_
             write_shrunk_pose_dataset(us, workdir / "us_shrunk", copies=us_shrunk, seed=seed)
             notes.append(f"the same train-split photos shrunk x{us_shrunk} (plates 12-96 px) into 1920x1080 frames")
             roots.append(workdir / "us_shrunk")
+        if us_zoom:
+            write_zoomed_pose_dataset(us, workdir / "us_zoom", copies=us_zoom, seed=seed)
+            notes.append(f"close-ups of the same train-split photos x{us_zoom} (plate 25-50 % of the width)")
+            roots.append(workdir / "us_zoom")
     if ccpd:
         write_ccpd_pose_dataset(ccpd, workdir / "ccpd", seed=seed, limit=ccpd_limit)
         roots.append(workdir / "ccpd")
@@ -380,6 +440,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--us-repeat", type=int, default=1, help="list each real photo this many times")
     p.add_argument("--us-shrunk", type=int, default=0, metavar="K",
                    help="also each --us train photo K times shrunk (plates 12-96 px) into 1920x1080 frames: small real plates")
+    p.add_argument("--us-zoom", type=int, default=0, metavar="K",
+                   help="also K close-ups of each --us train photo (the plate 25-50 %% of the width)")
     p.add_argument("--ccpd", type=Path, default=None, metavar="DIR", help="CCPD folder (labels parsed from file names)")
     p.add_argument("--ccpd-limit", type=int, default=None, help="use at most this many CCPD images")
     p.add_argument("--yolo", "--data", dest="yolo", type=Path, default=None, metavar="DATA.yaml",
@@ -419,7 +481,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(workdir / "runs")
     try:
         data_yaml, note = build_dataset(workdir, synthetic=args.synthetic, us=args.us, us_repeat=args.us_repeat,
-                                        us_shrunk=args.us_shrunk,
+                                        us_shrunk=args.us_shrunk, us_zoom=args.us_zoom,
                                         ccpd=args.ccpd, ccpd_limit=args.ccpd_limit, yolo=args.yolo, seed=args.seed,
                                         imgsz=args.imgsz, pose=pose, randomise=not args.plain_synthetic,
                                         data_workers=args.data_workers, styles=tuple(args.styles) if args.styles else None)

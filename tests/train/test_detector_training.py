@@ -79,6 +79,20 @@ def test_openalpr_split_is_fixed_and_eu_is_refused(tmp_path):
     assert 12 - 0.01 <= min(widths_px) and max(widths_px) <= 96 + 0.01
     with pytest.raises(ValueError, match="evaluation only"):
         write_shrunk_pose_dataset(eu, tmp_path / "shrunk2")
+    # Close-ups: the plate 25-50 % of the cut's width, its box moved into the cut, boxes only.
+    from train.detector import write_zoomed_pose_dataset
+
+    out = write_zoomed_pose_dataset(folder, tmp_path / "zoom", copies=2)
+    labels = sorted((out / "labels" / "train").glob("*.txt"))
+    assert len(labels) == 32 and not any(h.stem in lb.stem for h in hold for lb in labels)
+    for lb in labels:
+        (row,) = [r.split() for r in lb.read_text().splitlines()]
+        assert len(row) == 17 and row[5:] == ["0.000000"] * 12
+        cut = cv2.imread(str(out / "images" / "train" / f"{lb.stem}.jpg"))
+        assert 0.25 - 0.01 <= float(row[3]) <= 0.5 + 0.01 and cut.shape[1] <= 1000
+        assert abs(float(row[3]) * cut.shape[1] - 400) < 2  # the plate keeps its size in px
+    with pytest.raises(ValueError, match="evaluation only"):
+        write_zoomed_pose_dataset(eu, tmp_path / "zoom2")
 
 
 def test_box_yolo_dataset_becomes_pose(tmp_path):
