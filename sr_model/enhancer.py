@@ -22,6 +22,7 @@ import torch
 
 from sr_model.backends import create_runner, resolve
 from sr_model.weights import load_generator
+from tracker.weights_file import shape_batches
 
 
 @dataclass(frozen=True)
@@ -96,17 +97,10 @@ class PlateEnhancer:
     def enhance(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Super-resolve each crop; output i is ``scale`` × the (possibly shrunk) size of crop i."""
         prepared = [self._prepare(c) for c in crops]
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, c in enumerate(prepared):
-            groups.setdefault(self._padded_shape(c), []).append(i)
         out: list[np.ndarray | None] = [None] * len(prepared)
-        bs = self.config.batch_size
-        for shape in sorted(groups):
-            group = groups[shape]
-            for start in range(0, len(group), bs):
-                idx = group[start : start + bs]
-                for i, y in zip(idx, self._run_batch([prepared[i] for i in idx])):
-                    out[i] = y
+        for idx in shape_batches([self._padded_shape(c) for c in prepared], self.config.batch_size):
+            for i, y in zip(idx, self._run_batch([prepared[i] for i in idx])):
+                out[i] = y
         return out  # type: ignore[return-value]
 
 

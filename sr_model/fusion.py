@@ -54,6 +54,7 @@ from torch import nn
 from sr_model.align import DEFAULT_MIN_ECC, align_sequence
 from sr_model.backends import (INT8_RECIPE, BackendUnavailable, default_cache_dir, model_key, ort_session,
                                quantize_int8)
+from tracker.weights_file import shape_batches
 
 DEFAULT_FUSION_WEIGHTS = Path(__file__).parent / "weights" / "fusion_x4.safetensors"
 
@@ -387,20 +388,13 @@ class FusionEnhancer:
         """One :class:`FusedPlate` per sequence (one track's crops, (h_i, w_i, 3) uint8 BGR, oldest
         first, the last is the reference), in order."""
         aligned = [self.align(seq) for seq in sequences]
-        # Only sequences of one shape (reference size, number of crops) share a forward pass, so
-        # none is padded to a neighbour's size: a track's fused image does not depend on which
-        # other tracks (or streams) were fused beside it.
-        groups: dict[tuple[int, int, int], list[int]] = {}
-        for i, a in enumerate(aligned):
-            groups.setdefault((*a.frames[-1].shape[:2], len(a.frames)), []).append(i)
+        # Only sequences of one shape (reference size, number of crops) share a forward pass: none
+        # is padded to a neighbour's size, so a track's fused image does not depend on the others.
+        shapes = [(*a.frames[-1].shape[:2], len(a.frames)) for a in aligned]
         out: list[FusedPlate | None] = [None] * len(aligned)
-        bs = max(1, self.config.batch_size)
-        for shape in sorted(groups):
-            group = groups[shape]
-            for start in range(0, len(group), bs):
-                idx = group[start: start + bs]
-                for i, img in zip(idx, self._run([aligned[i] for i in idx])):
-                    out[i] = FusedPlate(img, aligned[i].n_used, aligned[i].n_dropped)
+        for idx in shape_batches(shapes, self.config.batch_size):
+            for i, img in zip(idx, self._run([aligned[i] for i in idx])):
+                out[i] = FusedPlate(img, aligned[i].n_used, aligned[i].n_dropped)
         return out  # type: ignore[return-value]
 
 

@@ -31,7 +31,7 @@ from torch import nn
 
 from tracker.types import Detection, clip_roi
 from tracker.weights_file import (OPENVINO_PRECISIONS, cpu_openvino, cpu_session, export_onnx_cached, onnx_available,
-                                  openvino_available, read_weights_file)
+                                  openvino_available, read_weights_file, shape_batches)
 
 MODEL_YAML = Path(__file__).parent / "models" / "plate_yolov8p.yaml"
 POSE_MODEL_YAML = Path(__file__).parent / "models" / "plate_yolov8p_pose.yaml"
@@ -364,19 +364,12 @@ class PlateDetector:
         return [self._merge(a + b) for a, b in zip(found, coarse)]
 
     def _detect_pass(self, images: Sequence[np.ndarray], factor: float = 1.0) -> list[list[Detection]]:
-        # Only frames of one input shape share a forward pass, so none is padded to a larger
-        # neighbour's shape: a frame's detections do not depend on which frames (of other
-        # streams) it was batched with (padding to another's shape moved boxes by up to 1.5 px).
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, im in enumerate(images):
-            groups.setdefault(self._padded_input(im, factor), []).append(i)
+        # Frames batched by input shape: a frame's detections do not depend on the frames (of
+        # other streams) beside it (padding to another's shape moved boxes by up to 1.5 px).
         results: list[list[Detection] | None] = [None] * len(images)
-        bs = self.config.batch_size
-        for group in groups.values():
-            for start in range(0, len(group), bs):
-                idx = group[start : start + bs]
-                for i, found in zip(idx, self._detect_batch([images[i] for i in idx], factor)):
-                    results[i] = found
+        for idx in shape_batches([self._padded_input(im, factor) for im in images], self.config.batch_size):
+            for i, found in zip(idx, self._detect_batch([images[i] for i in idx], factor)):
+                results[i] = found
         return results  # type: ignore[return-value]
 
     def _merge(self, dets: list[Detection]) -> list[Detection]:

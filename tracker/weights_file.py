@@ -8,13 +8,29 @@ import importlib.util
 import os
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open
+
+
+def shape_batches(keys: Sequence[Hashable], batch_size: int) -> Iterator[list[int]]:
+    """Indices of the inputs whose ``keys`` (their padded input shapes) are equal, in chunks of at
+    most ``batch_size``, key by key in sorted order. Batching only inputs of one shape means no
+    input is padded to a larger neighbour's size, so each one's result does not depend on which
+    others (other tracks, other streams) shared its forward pass; used by the detector, the
+    generator and the fusion model."""
+    groups: dict[Hashable, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    bs = max(1, batch_size)
+    for key in sorted(groups):  # type: ignore[type-var]
+        group = groups[key]
+        for start in range(0, len(group), bs):
+            yield group[start : start + bs]
 
 
 def read_weights_file(path: Path, what: str, error: type[Exception]) -> tuple[dict[str, str], dict[str, torch.Tensor]]:

@@ -28,6 +28,14 @@ def test_batches_frames_of_different_sizes(detector):
     assert len(out) == 3 and all(isinstance(d, list) for d in out)
 
 
+def test_shape_batches_groups_equal_keys_in_chunks():
+    from tracker.weights_file import shape_batches
+
+    keys = [(32, 96), (16, 48), (32, 96), (32, 96), (16, 48)]
+    assert list(shape_batches(keys, 2)) == [[1, 4], [0, 2], [3]]
+    assert list(shape_batches([], 4)) == []
+
+
 def test_a_frames_detections_do_not_depend_on_the_frames_beside_it(detector, clip_3s):
     """Frames of other sizes (other streams) in the same call give a frame exactly the detections
     it gets alone: it is never padded to a larger neighbour's input shape."""
