@@ -568,6 +568,7 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, s
     if not args.quick:
         us = args.data / "openalpr" / "us"
         eu = args.data / "openalpr" / "eu"
+        coarse = PlateDetector(weights, replace(config, coarse_scale=0.5)) if args.coarse_pass else None
         sets = [("openalpr us held-out 20% ({})", us, openalpr_split(us)[1] if us.is_dir() else None),
                 ("openalpr eu ({}, evaluation only)", eu, None)]
         for name, folder, files in sets:
@@ -575,8 +576,7 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, s
                 print(f"note: {folder} not found; its rows skipped")
                 continue
             rows[name.format("real photos")] = evaluate_photos(detector, folder, conf=args.conf, files=files)
-            if args.coarse_pass:
-                coarse = PlateDetector(weights, replace(config, coarse_scale=0.5))
+            if coarse is not None:
                 rows[name.format("real photos, with --coarse-pass")] = evaluate_photos(
                     coarse, folder, conf=args.conf, files=files)
         # The photos hold no plate under 40 px: the same plates shrunk into 1080p frames, at this
@@ -589,9 +589,8 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, s
                         det, folder, conf=args.conf, files=files)
         if eu.is_dir():
             rows[FOOTAGE_SET] = evaluate_footage(detector, args.data, tmp, conf=args.conf)
-            if args.coarse_pass:
-                rows[FOOTAGE_SET + ", with --coarse-pass"] = evaluate_footage(
-                    PlateDetector(weights, replace(config, coarse_scale=0.5)), args.data, tmp, conf=args.conf)
+            if coarse is not None:
+                rows[FOOTAGE_SET + ", with --coarse-pass"] = evaluate_footage(coarse, args.data, tmp, conf=args.conf)
     n = 1 if args.quick else args.clips
     for k in range(n):
         w, h = [(1280, 720), (1920, 1080), (640, 360)][k % 3]
