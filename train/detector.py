@@ -225,7 +225,8 @@ def write_zoomed_pose_dataset(folder: str | Path, out_dir: str | Path, copies: i
             # Plates cut by the window are labelled with their visible part only if most of it shows.
             rows = []
             for sb, ob in zip(shifted, allb):
-                vis = (min(sb[2], cut.shape[1]) - max(sb[0], 0)) * (min(sb[3], cut.shape[0]) - max(sb[1], 0))
+                vis = (max(0.0, min(sb[2], cut.shape[1]) - max(sb[0], 0.0))
+                       * max(0.0, min(sb[3], cut.shape[0]) - max(sb[1], 0.0)))
                 if vis >= 0.6 * (ob[2] - ob[0]) * (ob[3] - ob[1]):
                     row = pose_label_row(sb, None, cut.shape[1], cut.shape[0])
                     if row:
