@@ -244,7 +244,8 @@ def simulate(
     for i in range(n_frames):
         t = i / fps
         gt = [(p.gt_id, b) for p in paths if (b := p.box(t)) is not None]
-        hidden = [p.raw_box(t) for p in paths if p.in_frame(t) and p.occluded(t)] if occluded_gt == "dont_care" else []
+        hidden = ([p.raw_box(t) for p in paths if p.in_frame(t) and p.occluded(t)]
+                  if occluded_gt == "dont_care" else [])
         if i % detect_every:
             frames.append(Frame(t, gt, None, hidden))
             continue
@@ -775,7 +776,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, required=True, help="output directory")
     ap.add_argument("--quick", action="store_true", help="one short seed per clip, no rendered clips (a few seconds)")
     ap.add_argument("--no-rendered", action="store_true", help="skip the rendered clips (real detector)")
-    ap.add_argument("--occluded-gt", choices=["dont-care", "absent"], default="dont-care",
+    ap.add_argument("--occluded-gt", choices=[g.replace("_", "-") for g in OCCLUDED_GT], default="dont-care",
                     help="simulated clips: a plate behind an occluder is \"don't care\" (default) or not in the "
                          "ground truth at all, so boxes a tracker keeps on it count as false positives")
     args = ap.parse_args(argv)

@@ -625,13 +625,13 @@ class EnhancePipeline:
                    "arch": getattr(config, "arch", None), "weights_sha256": info.get("sha256"),
                    "trained": info.get("phase") or info.get("model_yaml")}
             if model is self.detector:
-                out["imgsz"] = getattr(getattr(model, "config", None), "imgsz", None) or "auto"
-            if model is self.detector and getattr(getattr(model, "config", None), "coarse_scale", None):
-                out["coarse_scale"] = model.config.coarse_scale
-            if model is self.detector and self._roi is not None:
-                out["region_of_interest"] = list(self._roi)
-            if model is self.detector and info.get("corner_refiner"):
-                out["corner_refiner_sha256"] = info["corner_refiner"]["sha256"]
+                detector_config = getattr(model, "config", None)
+                out["imgsz"] = getattr(detector_config, "imgsz", None) or "auto"
+                out["coarse_scale"] = getattr(detector_config, "coarse_scale", None)
+                if self._roi is not None:
+                    out["region_of_interest"] = list(self._roi)
+                if info.get("corner_refiner"):
+                    out["corner_refiner_sha256"] = info["corner_refiner"]["sha256"]
             return {k: v for k, v in out.items() if v is not None}
 
         return {"detector": describe(self.detector), "generator": describe(self.enhancer),

@@ -68,6 +68,26 @@ def openalpr_split(folder: str | Path, holdout_fraction: float = US_HOLDOUT_FRAC
     return [p for p in txts if p not in hold], [p for p in txts if p in hold]
 
 
+def _train_photos(folder: str | Path, out_dir: str | Path) -> tuple[list[Path], Path]:
+    """The TRAIN-split annotation files of an openalpr ``folder`` (see :func:`openalpr_split`; the
+    EU set is refused: evaluation only) and ``out_dir``, its ``images/train`` and ``labels/train``
+    made: the start of every writer of real photos as a training set."""
+    folder, out = Path(folder), Path(out_dir)
+    if folder.name.lower() == "eu":
+        raise ValueError(f"{folder} is the openalpr EU set: evaluation only, never trained on")
+    for sub in ("images", "labels"):
+        (out / sub / "train").mkdir(parents=True, exist_ok=True)
+    return openalpr_split(folder)[0], out
+
+
+def _write_train_sample(out: Path, name: str, image: np.ndarray, rows: list[str]) -> None:
+    """``image`` as ``out/images/train/NAME.jpg`` and its label ``rows`` as ``out/labels/train/NAME.txt``."""
+    import cv2
+
+    cv2.imwrite(str(out / "images" / "train" / f"{name}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    (out / "labels" / "train" / f"{name}.txt").write_text("\n".join(rows) + "\n")
+
+
 def write_openalpr_pose_dataset(folder: str | Path, out_dir: str | Path, repeat: int = 1) -> Path:
     """Write the TRAIN part of an openalpr folder (see :func:`openalpr_split`) as a YOLO pose set.
 
@@ -81,12 +101,8 @@ def write_openalpr_pose_dataset(folder: str | Path, out_dir: str | Path, repeat:
 
     from train.ccpd import pose_label_row
 
-    folder, out = Path(folder), Path(out_dir)
-    if folder.name.lower() == "eu":
-        raise ValueError(f"{folder} is the openalpr EU set: evaluation only, never trained on")
-    train, _ = openalpr_split(folder)
-    (out / "images" / "train").mkdir(parents=True, exist_ok=True)
-    (out / "labels" / "train").mkdir(parents=True, exist_ok=True)
+    train, out = _train_photos(folder, out_dir)
+    folder = Path(folder)
     n = 0
     for txt in train:
         boxes, _ = parse_annotation(txt.read_text(errors="replace"))
@@ -165,22 +181,15 @@ def write_shrunk_pose_dataset(folder: str | Path, out_dir: str | Path, copies: i
     """Write :func:`shrunk_photo_mosaics` of the TRAIN part of an openalpr folder (each photo
     ``copies`` times, plates ``widths`` px wide in 1920x1080 frames) as a YOLO pose set with
     not-visible keypoints (boxes only). Returns the folder holding ``images/train`` and ``labels/train``."""
-    import cv2
-
     from train.ccpd import pose_label_row
 
-    folder, out = Path(folder), Path(out_dir)
-    if folder.name.lower() == "eu":
-        raise ValueError(f"{folder} is the openalpr EU set: evaluation only, never trained on")
-    frames, gts = shrunk_photo_mosaics(folder, openalpr_split(folder)[0], widths=widths, copies=copies,
+    train, out = _train_photos(folder, out_dir)
+    frames, gts = shrunk_photo_mosaics(Path(folder), train, widths=widths, copies=copies,
                                        seed=1000 + seed)  # not the benchmark's sizes (seed 0)
-    (out / "images" / "train").mkdir(parents=True, exist_ok=True)
-    (out / "labels" / "train").mkdir(parents=True, exist_ok=True)
     for k, (img, boxes) in enumerate(zip(frames, gts)):
         h, w = img.shape[:2]
         rows = [r for r in (pose_label_row(list(map(float, b)), None, w, h) for b in boxes) if r]
-        cv2.imwrite(str(out / "images" / "train" / f"shrunk_{k:04d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
-        (out / "labels" / "train" / f"shrunk_{k:04d}.txt").write_text("\n".join(rows) + "\n")
+        _write_train_sample(out, f"shrunk_{k:04d}", img, rows)
     if not frames:
         raise ValueError(f"no annotated photos in {folder}")
     return out
@@ -199,14 +208,10 @@ def write_zoomed_pose_dataset(folder: str | Path, out_dir: str | Path, copies: i
     from benchmarks.plate_sets import parse_annotation
     from train.ccpd import pose_label_row
 
-    folder, out = Path(folder), Path(out_dir)
-    if folder.name.lower() == "eu":
-        raise ValueError(f"{folder} is the openalpr EU set: evaluation only, never trained on")
+    train, out = _train_photos(folder, out_dir)
     rng = np.random.default_rng(2000 + seed)
-    (out / "images" / "train").mkdir(parents=True, exist_ok=True)
-    (out / "labels" / "train").mkdir(parents=True, exist_ok=True)
     n = 0
-    for txt in openalpr_split(folder)[0]:
+    for txt in train:
         boxes, _ = parse_annotation(txt.read_text(errors="replace"))
         im = cv2.imread(str(txt.with_suffix(".jpg")))
         if im is None or not boxes:
@@ -233,9 +238,7 @@ def write_zoomed_pose_dataset(folder: str | Path, out_dir: str | Path, copies: i
                         rows.append(row)
             if not rows:
                 continue
-            name = f"zoom_{txt.stem}_{k}"
-            cv2.imwrite(str(out / "images" / "train" / f"{name}.jpg"), cut, [cv2.IMWRITE_JPEG_QUALITY, 92])
-            (out / "labels" / "train" / f"{name}.txt").write_text("\n".join(rows) + "\n")
+            _write_train_sample(out, f"zoom_{txt.stem}_{k}", cut, rows)
             n += 1
     if n == 0:
         raise ValueError(f"no annotated photos in {folder}")
