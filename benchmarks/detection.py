@@ -568,7 +568,9 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, s
     if not args.quick:
         us = args.data / "openalpr" / "us"
         eu = args.data / "openalpr" / "eu"
-        coarse = PlateDetector(weights, replace(config, coarse_scale=0.5)) if args.coarse_pass else None
+        # the default is --coarse-pass auto; --coarse-pass here also scores off and on
+        variants = {f"with --coarse-pass {m}": PlateDetector(weights, replace(config, coarse_pass=m))
+                    for m in (("off", "on") if args.coarse_pass else ())}
         sets = [("openalpr us held-out 20% ({})", us, openalpr_split(us)[1] if us.is_dir() else None),
                 ("openalpr eu ({}, evaluation only)", eu, None)]
         for name, folder, files in sets:
@@ -576,9 +578,9 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, s
                 print(f"note: {folder} not found; its rows skipped")
                 continue
             rows[name.format("real photos")] = evaluate_photos(detector, folder, conf=args.conf, files=files)
-            if coarse is not None:
-                rows[name.format("real photos, with --coarse-pass")] = evaluate_photos(
-                    coarse, folder, conf=args.conf, files=files)
+            for label, variant in variants.items():
+                rows[name.format(f"real photos, {label}")] = evaluate_photos(variant, folder, conf=args.conf,
+                                                                             files=files)
         # The photos hold no plate under 40 px: the same plates shrunk into 1080p frames, at this
         # input size and at each of --shrunk-imgsz (960: what imgsz auto gives 1080p).
         for imgsz in dict.fromkeys([args.imgsz] + [int(v) for v in args.shrunk_imgsz.split(",") if v]):
@@ -589,8 +591,8 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, s
                         det, folder, conf=args.conf, files=files)
         if eu.is_dir():
             rows[FOOTAGE_SET] = evaluate_footage(detector, args.data, tmp, conf=args.conf)
-            if coarse is not None:
-                rows[FOOTAGE_SET + ", with --coarse-pass"] = evaluate_footage(coarse, args.data, tmp, conf=args.conf)
+            for label, variant in variants.items():
+                rows[f"{FOOTAGE_SET}, {label}"] = evaluate_footage(variant, args.data, tmp, conf=args.conf)
     n = 1 if args.quick else args.clips
     for k in range(n):
         w, h = [(1280, 720), (1920, 1080), (640, 360)][k % 3]
@@ -625,7 +627,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--precision", default="auto", choices=OPENVINO_PRECISIONS,
                    help="OpenVINO's precision for the scored sets (auto: bf16 where the CPU has native bf16)")
     p.add_argument("--coarse-pass", action="store_true",
-                   help="also score the real photos and footage with the coarse pass (enhance-video --coarse-pass)")
+                   help="also score the real photos and footage with the coarse pass off and on "
+                        "(enhance-video --coarse-pass off|on; the default rows are its auto)")
     p.add_argument("--no-speed", action="store_true", help="skip the per-backend timing")
     p.add_argument("--conditions", default="", help="free text on the machine's state, stored with the timings")
     p.add_argument("--quick", action="store_true", help="one short clip, no photos, no study, no timing")

@@ -627,7 +627,7 @@ class EnhancePipeline:
             if model is self.detector:
                 detector_config = getattr(model, "config", None)
                 out["imgsz"] = getattr(detector_config, "imgsz", None) or "auto"
-                out["coarse_scale"] = getattr(detector_config, "coarse_scale", None)
+                out["coarse_pass"] = getattr(detector_config, "coarse_pass", None)
                 if self._roi is not None:
                     out["region_of_interest"] = list(self._roi)
                 if info.get("corner_refiner"):

@@ -40,6 +40,7 @@ BOX_WEIGHTS = Path(__file__).parent / "weights" / "plate_yolov8p.safetensors"  #
 # The corner model is the default: on the real US hold-out it finds 0.955 of the plates at AP50
 # 0.939 against 0.591 / 0.362 for the box model (benchmarks/results/detection).
 DEFAULT_WEIGHTS = POSE_WEIGHTS
+COARSE_PASS = ("auto", "on", "off")
 BACKENDS = ("auto", "torch", "onnx", "openvino")
 
 
@@ -177,14 +178,21 @@ class DetectorConfig:
     ``imgsz`` like a whole frame: on a fixed camera a smaller region makes small plates larger at
     the network input for the same cost (benchmarks/results/detection, region-of-interest study).
     Detections come back in frame px;
-    coarse_scale: also search every frame (or region) at this fraction of the input size, e.g.
-    0.5, and merge the two passes' detections (NMS at ``iou``): a plate that fills much of the
-    view (a close camera, a parking gate) reaches the network larger than most training plates
-    and scores low; at half size it looks like them. On the real photos (benchmarks/results/
-    detection/coarse_pass.md) 0.5 took recall from 0.824 to 0.944 on the EU set and from 0.955 to
-    1.0 on the US hold-out, for 60 % more detector time (720p on this CPU: 12-13 -> 19-21 ms per
-    frame; the half-size pass alone is 5 ms, mostly per-call costs). None: one pass (the default,
-    for speed)."""
+    coarse_pass: "auto" (the default), "on" or "off": also search a frame (or region) at
+    ``coarse_scale`` of the input size and merge the two passes. A plate that fills much of the
+    network input (a close camera, a parking gate, a small photo enlarged to ``imgsz``) reaches it
+    larger than most training plates and scores low; at half size it looks like them. "auto" runs
+    it only on frames the main pass enlarges (input scale >= 1: frames or regions no larger than
+    ``imgsz``), where it is cheap beside the main pass and where close plates are likely; "on" on
+    every frame (720p on this CPU: 12-13 -> 19-21 ms per frame, the half-size pass alone 5 ms).
+    Merging: boxes of both passes overlapping by IoU > ``iou`` are one plate, kept with the box of
+    the higher score and the score 1 - (1 - s_main)(1 - s_coarse) (noisy-OR): a box both passes
+    see is likelier a plate than one only one pass sees. On the real photos
+    (benchmarks/results/detection/coarse_pass.md) the coarse pass took EU recall / AP50 from
+    0.824 / 0.802 to 0.963 / 0.919 and the US hold-out's from 0.955 / 0.939 to 1.0 / 0.980 (merged
+    by the higher score alone: 0.944 / 0.859 and 1.0 / 0.968);
+    coarse_scale: the coarse pass's fraction of the input size, in (0, 1): 0.5 (the best of 0.4-0.7
+    on the photos; 0.75 found fewer, a third pass at 0.35 cost US AP50)."""
 
     imgsz: int | None = None
     conf: float = 0.25
@@ -198,7 +206,8 @@ class DetectorConfig:
     roi: tuple[int, int, int, int] | None = None
     refine_corners: bool = True
     refiner_weights: Path | None = None
-    coarse_scale: float | None = None
+    coarse_pass: str = "auto"
+    coarse_scale: float = 0.5
 
 
 class PlateDetector:
@@ -219,7 +228,9 @@ class PlateDetector:
             raise ValueError(f"unknown detector backend {config.backend!r}; expected one of {BACKENDS}")
         if config.precision not in OPENVINO_PRECISIONS:
             raise ValueError(f"unknown detector precision {config.precision!r}; expected one of {OPENVINO_PRECISIONS}")
-        if config.coarse_scale is not None and not 0.0 < config.coarse_scale < 1.0:
+        if config.coarse_pass not in COARSE_PASS:
+            raise ValueError(f"unknown coarse_pass {config.coarse_pass!r}; expected one of {COARSE_PASS}")
+        if not 0.0 < config.coarse_scale < 1.0:
             raise ValueError(f"coarse_scale must lie between 0 and 1, got {config.coarse_scale}")
         self.config = config
         self.model, self.info = load_detector_model(weights)
@@ -358,10 +369,14 @@ class PlateDetector:
 
     def _detect_batched(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         found = self._detect_pass(images)
-        if self.config.coarse_scale is None:
-            return found
-        coarse = self._detect_pass(images, self.config.coarse_scale)
-        return [self._merge(a + b) for a, b in zip(found, coarse)]
+        mode = self.config.coarse_pass
+        wanted = [i for i, im in enumerate(images)
+                  if mode == "on" or (mode == "auto" and self._input_size(im)[0] >= 1.0)]
+        if wanted:
+            coarse = self._detect_pass([images[i] for i in wanted], self.config.coarse_scale)
+            for i, extra in zip(wanted, coarse):
+                found[i] = self._merge(found[i], extra)
+        return found
 
     def _detect_pass(self, images: Sequence[np.ndarray], factor: float = 1.0) -> list[list[Detection]]:
         # Frames batched by input shape: a frame's detections do not depend on the frames (of
@@ -372,16 +387,27 @@ class PlateDetector:
                 results[i] = found
         return results  # type: ignore[return-value]
 
-    def _merge(self, dets: list[Detection]) -> list[Detection]:
-        """Both passes' detections of one frame, overlapping ones (IoU > ``iou``) suppressed in
-        favour of the higher score, best first, at most ``max_det``."""
-        if len(dets) < 2:
-            return dets
-        from torchvision.ops import nms
+    def _merge(self, main: list[Detection], coarse: list[Detection]) -> list[Detection]:
+        """One frame's detections of both passes: overlapping ones (IoU > ``iou``) are one plate,
+        kept with the higher-scoring box and the noisy-OR of the two passes' best scores for it;
+        best first, at most ``max_det``."""
+        if not main or not coarse:
+            return (main or coarse)[: self.config.max_det]
+        from torchvision.ops import box_iou, nms
 
-        keep = nms(torch.from_numpy(np.stack([d.box for d in dets]).astype(np.float32)),
-                   torch.tensor([d.score for d in dets], dtype=torch.float32), self.config.iou)
-        return [dets[k] for k in keep[: self.config.max_det].tolist()]
+        dets = main + coarse
+        boxes = torch.from_numpy(np.stack([d.box for d in dets]).astype(np.float32))
+        scores = torch.tensor([d.score for d in dets], dtype=torch.float32)
+        overlap = (box_iou(boxes, boxes) > self.config.iou).numpy()
+        n_main = len(main)
+        merged = []
+        for k in nms(boxes, scores, self.config.iou).tolist():
+            other = slice(n_main, None) if k < n_main else slice(0, n_main)
+            partner = scores[other][torch.from_numpy(overlap[k, other])]
+            best = float(partner.max()) if len(partner) else 0.0
+            merged.append(replace(dets[k], score=1.0 - (1.0 - dets[k].score) * (1.0 - best)))
+        merged.sort(key=lambda d: -d.score)
+        return merged[: self.config.max_det]
 
 
 def rectify_plate(frame: np.ndarray, corners: np.ndarray, height: int | None = None, margin: float = 0.0) -> np.ndarray:

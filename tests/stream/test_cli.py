@@ -81,7 +81,7 @@ def test_detector_backend_option(tmp_path):
     assert proc.returncode == 0, proc.stderr
     detector = json.loads((tmp_path / "o" / "report.json").read_text())["models"]["detector"]
     assert (detector["backend"], detector["precision"]) == ("onnx", "f32")
-    assert detector["imgsz"] == 640 and detector["coarse_scale"] == 0.5
+    assert detector["imgsz"] == 640 and detector["coarse_pass"] == "on"
 
 
 def test_missing_corner_refiner_weights_is_a_one_line_error(tmp_path):

@@ -199,16 +199,17 @@ def test_auto_input_size_follows_the_frame():
 
 
 def test_coarse_pass_adds_a_half_size_search_and_merges(detector, clip_3s):
-    """coarse_scale runs the network a second time at that fraction of the input size; the two
-    passes' boxes are merged by NMS, so every plate the main pass finds is still there once."""
+    """coarse_pass "on" runs the network a second time at coarse_scale of the input size; the two
+    passes' boxes are merged, so every plate the main pass finds is still there, once."""
     from benchmarks.detection import box_iou
     from stream.source import read_frames
 
-    coarse = PlateDetector(config=DetectorConfig(coarse_scale=0.5))
+    off = PlateDetector(config=DetectorConfig(coarse_pass="off"))
+    coarse = PlateDetector(config=DetectorConfig(coarse_pass="on"))
     frame = np.zeros((720, 1280, 3), np.uint8)
     assert coarse._padded_input(frame) == (384, 640) and coarse._padded_input(frame, 0.5) == (192, 320)
     for f in read_frames(clip_3s.video_path)[:12:4]:
-        one, both = detector.detect([f])[0], coarse.detect([f])[0]
+        one, both = off.detect([f])[0], coarse.detect([f])[0]
         assert one and both and all(d.corners is not None for d in both)
         b1, b2 = np.stack([d.box for d in one]), np.stack([d.box for d in both])
         assert (box_iou(b1, b2).max(axis=1) >= 0.5).all()  # the main pass's plates are kept
@@ -218,6 +219,45 @@ def test_coarse_pass_adds_a_half_size_search_and_merges(detector, clip_3s):
     for bad in (0.0, 1.0, 1.5):
         with pytest.raises(ValueError, match="coarse_scale"):
             PlateDetector(config=DetectorConfig(coarse_scale=bad))
+    with pytest.raises(ValueError, match="coarse_pass"):
+        PlateDetector(config=DetectorConfig(coarse_pass="sometimes"))
+
+
+def test_coarse_pass_auto_searches_only_frames_the_main_pass_enlarges(detector, monkeypatch):
+    """auto: a frame no larger than the input size (scale >= 1) gets the half-size pass too; a
+    larger one (720p at imgsz 640) does not, so the default costs nothing more there."""
+    calls = []
+    real = PlateDetector._detect_pass
+
+    def spy(self, images, factor=1.0):
+        calls.append((factor, [im.shape[:2] for im in images]))
+        return real(self, images, factor)
+
+    monkeypatch.setattr(PlateDetector, "_detect_pass", spy)
+    small, large = np.zeros((360, 640, 3), np.uint8), np.zeros((720, 1280, 3), np.uint8)
+    auto = PlateDetector(config=DetectorConfig(imgsz=640, refine_corners=False))
+    assert auto.config.coarse_pass == "auto"
+    auto.detect([small, large])
+    assert calls == [(1.0, [(360, 640), (720, 1280)]), (0.5, [(360, 640)])]
+    calls.clear()
+    auto.detect([large])
+    assert calls == [(1.0, [(720, 1280)])]
+
+
+def test_coarse_merge_is_one_box_per_plate_scored_by_noisy_or(detector):
+    """Boxes the two passes share become one, the higher-scoring box with score
+    1 - (1 - a)(1 - b); a box only one pass found keeps its score."""
+    from tracker.types import Detection
+
+    def det(x, score):
+        return Detection(box=np.array([x, 10, x + 40, 22], np.float32), score=score)
+
+    main = [det(0, 0.6), det(100, 0.3)]
+    coarse = [det(2, 0.2), det(300, 0.5)]
+    merged = detector._merge(main, coarse)
+    assert [float(d.box[0]) for d in merged] == [0.0, 300.0, 100.0]
+    assert [round(d.score, 4) for d in merged] == [round(1 - 0.4 * 0.8, 4), 0.5, 0.3]
+    assert detector._merge(main, []) == main and detector._merge([], coarse) == coarse
 
 
 def test_auto_backend_and_bad_backend():
