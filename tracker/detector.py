@@ -182,15 +182,16 @@ class DetectorConfig:
     ``coarse_scale`` of the input size and merge the two passes. A plate that fills much of the
     network input (a close camera, a parking gate, a small photo enlarged to ``imgsz``) reaches it
     larger than most training plates and scores low; at half size it looks like them. "auto" runs
-    it only on frames the main pass enlarges (input scale >= 1: frames or regions no larger than
-    ``imgsz``), where it is cheap beside the main pass and where close plates are likely; "on" on
-    every frame (720p on this CPU: 12-13 -> 19-21 ms per frame, the half-size pass alone 5 ms).
+    it only on whole frames the main pass enlarges (input scale >= 1: frames no larger than
+    ``imgsz``), where it is cheap beside the main pass and where close plates are likely; not with
+    a ``roi``, which is there to enlarge far plates. "on": on every frame or region (720p on this
+    CPU: 12-13 -> 19-21 ms per frame, the half-size pass alone 5 ms).
     Merging: boxes of both passes overlapping by IoU > ``iou`` are one plate, kept with the box of
     the higher score and the score 1 - (1 - s_main)(1 - s_coarse) (noisy-OR): a box both passes
     see is likelier a plate than one only one pass sees. On the real photos
-    (benchmarks/results/detection/coarse_pass.md) the coarse pass took EU recall / AP50 from
-    0.824 / 0.802 to 0.963 / 0.919 and the US hold-out's from 0.955 / 0.939 to 1.0 / 0.980 (merged
-    by the higher score alone: 0.944 / 0.859 and 1.0 / 0.968);
+    (benchmarks/results/detection/coarse_pass.md) the coarse pass on every photo took EU recall /
+    AP50 from 0.824 / 0.806 to 0.963 / 0.920 (auto: 0.954 / 0.907) and the US hold-out's from
+    0.955 / 0.938 to 1.0 / 0.979 (merged by the higher score alone: 0.944 / 0.860, 1.0 / 0.966);
     coarse_scale: the coarse pass's fraction of the input size, in (0, 1): 0.5 (the best of 0.4-0.7
     on the photos; 0.75 found fewer, a third pass at 0.35 cost US AP50)."""
 
@@ -370,6 +371,8 @@ class PlateDetector:
     def _detect_batched(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         found = self._detect_pass(images)
         mode = self.config.coarse_pass
+        if mode == "auto" and self.config.roi is not None:
+            mode = "off"  # a region is chosen to enlarge small, far plates: no close ones to look for
         wanted = [i for i, im in enumerate(images)
                   if mode == "on" or (mode == "auto" and self._input_size(im)[0] >= 1.0)]
         if wanted:

@@ -242,6 +242,9 @@ def test_coarse_pass_auto_searches_only_frames_the_main_pass_enlarges(detector, 
     calls.clear()
     auto.detect([large])
     assert calls == [(1.0, [(720, 1280)])]
+    calls.clear()  # a region is there to enlarge far plates: searched once
+    PlateDetector(config=DetectorConfig(imgsz=640, refine_corners=False, roi=(0, 0, 640, 360))).detect([large])
+    assert calls == [(1.0, [(360, 640)])]
 
 
 def test_coarse_merge_is_one_box_per_plate_scored_by_noisy_or(detector):
