@@ -345,21 +345,21 @@ def test_region_of_interest_searches_only_there_and_answers_in_frame_pixels(dete
 
     frame = read_frames(clip_3s.video_path)[10]
     h, w = frame.shape[:2]
-    full = detector.detect([frame])[0]
-    assert full, "no plate found in frame 10"
     # The frame pasted into a larger canvas, the region on it: the same network input, so the
-    # same detections, moved by the paste offset.
+    # same detections, moved by the paste offset (with the coarse pass too, when it is on).
     dx, dy = 200, 120
     canvas = np.full((h + 300, w + 400, 3), 30, np.uint8)
     canvas[dy: dy + h, dx: dx + w] = frame
-    roi_det = PlateDetector(config=DetectorConfig(roi=(dx, dy, w, h)))
-    moved = roi_det.detect([canvas])[0]
-    assert len(moved) == len(full)
-    for a, b in zip(sorted(full, key=lambda d: d.box[0]), sorted(moved, key=lambda d: d.box[0])):
-        np.testing.assert_allclose(b.box, a.box + np.float32([dx, dy, dx, dy]), atol=0.5)
-        assert b.score == pytest.approx(a.score, abs=1e-3)
-        if a.corners is not None:
-            np.testing.assert_allclose(b.corners, a.corners + np.float32([dx, dy]), atol=0.5)
+    for coarse in ("off", "on"):
+        full = PlateDetector(config=DetectorConfig(coarse_pass=coarse)).detect([frame])[0]
+        assert full, "no plate found in frame 10"
+        moved = PlateDetector(config=DetectorConfig(roi=(dx, dy, w, h), coarse_pass=coarse)).detect([canvas])[0]
+        assert len(moved) == len(full)
+        for a, b in zip(sorted(full, key=lambda d: d.box[0]), sorted(moved, key=lambda d: d.box[0])):
+            np.testing.assert_allclose(b.box, a.box + np.float32([dx, dy, dx, dy]), atol=0.5)
+            assert b.score == pytest.approx(a.score, abs=1e-3)
+            if a.corners is not None:
+                np.testing.assert_allclose(b.corners, a.corners + np.float32([dx, dy]), atol=0.5)
     # A region holding one plate's box finds that plate and nothing outside the region.
     x1, y1, x2, y2 = full[0].box
     roi = (max(0, int(x1) - 40), max(0, int(y1) - 20), int(x2 - x1) + 80, int(y2 - y1) + 40)
