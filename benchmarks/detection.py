@@ -568,9 +568,9 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, s
     if not args.quick:
         us = args.data / "openalpr" / "us"
         eu = args.data / "openalpr" / "eu"
-        # the default is --coarse-pass auto; --coarse-pass here also scores off and on
-        variants = {f"with --coarse-pass {m}": PlateDetector(weights, replace(config, coarse_pass=m))
-                    for m in (("off", "on") if args.coarse_pass else ())}
+        # the default rows: the coarse pass on small frames only; --coarse-pass here adds never and always
+        variants = {label: PlateDetector(weights, replace(config, coarse_pass=mode)) for label, mode in
+                    ((("with --no-coarse-pass", "off"), ("with --coarse-pass", "on")) if args.coarse_pass else ())}
         sets = [("openalpr us held-out 20% ({})", us, openalpr_split(us)[1] if us.is_dir() else None),
                 ("openalpr eu ({}, evaluation only)", eu, None)]
         for name, folder, files in sets:
@@ -627,8 +627,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--precision", default="auto", choices=OPENVINO_PRECISIONS,
                    help="OpenVINO's precision for the scored sets (auto: bf16 where the CPU has native bf16)")
     p.add_argument("--coarse-pass", action="store_true",
-                   help="also score the real photos and footage with the coarse pass off and on "
-                        "(enhance-video --coarse-pass off|on; the default rows are its auto)")
+                   help="also score the real photos and footage without and with the coarse pass on every frame "
+                        "(enhance-video --no-coarse-pass / --coarse-pass; the default rows: on small frames only)")
     p.add_argument("--no-speed", action="store_true", help="skip the per-backend timing")
     p.add_argument("--conditions", default="", help="free text on the machine's state, stored with the timings")
     p.add_argument("--quick", action="store_true", help="one short clip, no photos, no study, no timing")

@@ -24,7 +24,8 @@ def test_help_documents_every_option():
     for option in ("--out", "--detector", "--generator", "--imgsz", "--conf", "--detect-every", "--no-sr",
                    "--crf", "--preset", "--x264-params", "--threads", "--hwaccel", "--quiet", "--rtsp-transport", "--open-timeout",
                    "--read-timeout", "--max-reconnects", "--max-lag", "--status-interval", "--duration", "--backend", "--precision", "--device",
-                   "--sr-interval", "--fuse", "--fusion-weights", "--no-read", "--roi", "--no-video", "--workers", "--read-from"):
+                   "--sr-interval", "--fuse", "--fusion-weights", "--no-read", "--roi", "--no-video", "--workers", "--read-from",
+                   "--coarse-pass", "--no-coarse-pass"):
         assert option in proc.stdout
 
 
@@ -82,6 +83,17 @@ def test_detector_backend_option(tmp_path):
     detector = json.loads((tmp_path / "o" / "report.json").read_text())["models"]["detector"]
     assert (detector["backend"], detector["precision"]) == ("onnx", "f32")
     assert detector["imgsz"] == 640 and detector["coarse_pass"] == "on"
+
+
+def test_coarse_pass_flags():
+    """Default: the detector decides by frame size; --coarse-pass always, --no-coarse-pass never.
+    Plain flags, so an input after --coarse-pass is never taken for its value."""
+    from stream.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["a.mp4"]).coarse_pass == "auto"
+    assert parse(["--coarse-pass", "a.mp4"]).coarse_pass == "on" and parse(["--coarse-pass", "a.mp4"]).input == ["a.mp4"]
+    assert parse(["a.mp4", "--no-coarse-pass"]).coarse_pass == "off"
 
 
 def test_missing_corner_refiner_weights_is_a_one_line_error(tmp_path):
