@@ -555,6 +555,44 @@ def plot_study(study: dict, path: Path, roi: dict | None = None) -> None:
     plt.close(fig)
 
 
+COARSE_VARIANTS = ("with --no-coarse-pass", "with --coarse-pass")  # row-name suffixes of --coarse-pass runs
+
+
+def plot_coarse_pass(rows: dict, path: Path) -> None:
+    """Recall and AP50 of each set scored without, by default with, and always with the coarse
+    pass (the rows ``--coarse-pass`` adds), side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = {}  # base set name -> {variant: report}
+    for name, report in rows.items():
+        for label in COARSE_VARIANTS:
+            if f", {label}" in name:
+                groups.setdefault(name.replace(f", {label}", ""), {})[label] = report["all"]
+    groups = {base: {"default": rows[base]["all"], **v} for base, v in groups.items() if base in rows}
+    if not groups:
+        return
+    variants = ["with --no-coarse-pass", "default", "with --coarse-pass"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+    x = np.arange(len(groups))
+    for ax, metric in zip(axes, ("recall", "ap50")):
+        for k, v in enumerate(variants):
+            vals = [g[v][metric] or 0.0 for g in groups.values()]
+            ax.bar(x + (k - 1) * 0.27, vals, 0.27, label=v.replace("with ", ""))
+        ax.axhline(0.95, color="k", lw=0.8, ls="--")
+        ax.set_xticks(x, [b.split(" (")[0] + ("\nphotos" if "real photos" in b else "") for b in groups], fontsize=8)
+        ax.set_title(f"{'recall at score 0.25' if metric == 'recall' else 'AP50'} (dashed: the 0.95 target)", fontsize=9)
+        ax.set_ylim(0.5, 1.0)
+        ax.grid(axis="y", alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, str]:
     """All photo and clip sets for one weights file; returns (rows, corner summaries, the back end
     and precision that scored them)."""
@@ -569,8 +607,8 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, s
         us = args.data / "openalpr" / "us"
         eu = args.data / "openalpr" / "eu"
         # the default rows: the coarse pass on small frames only; --coarse-pass here adds never and always
-        variants = {label: PlateDetector(weights, replace(config, coarse_pass=mode)) for label, mode in
-                    ((("with --no-coarse-pass", "off"), ("with --coarse-pass", "on")) if args.coarse_pass else ())}
+        variants = {label: PlateDetector(weights, replace(config, coarse_pass=mode))
+                    for label, mode in (zip(COARSE_VARIANTS, ("off", "on")) if args.coarse_pass else ())}
         sets = [("openalpr us held-out 20% ({})", us, openalpr_split(us)[1] if us.is_dir() else None),
                 ("openalpr eu ({}, evaluation only)", eu, None)]
         for name, folder, files in sets:
@@ -669,6 +707,8 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "detection.md").write_text(table + "\n")
     if study:
         plot_study(study, args.out / "small_plates.png", roi)
+    if args.coarse_pass:
+        plot_coarse_pass(rows, args.out / "coarse_pass.png")
     print(table)
 
 

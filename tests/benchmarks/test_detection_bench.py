@@ -138,3 +138,18 @@ def test_footage_rows_score_the_clip_frames_and_count_plates_that_would_get_a_tr
     report = evaluate_footage(det, tmp_path / "data", tmp_path)
     assert report["all"]["plates"] == 90 and report["all"]["recall"] >= 0.95  # 2 segments x 45 frames
     assert report["plates_born"]["plates_born"] == 2 and report["plates_born"]["plates_total"] == 2
+
+
+def test_coarse_pass_plot_groups_each_set_with_its_variants(tmp_path):
+    from benchmarks.detection import COARSE_VARIANTS, plot_coarse_pass
+
+    def report(r):
+        return {"all": {"recall": r, "ap50": r - 0.05}}
+
+    rows = {"eu (real photos, evaluation only)": report(0.9), "shrunk (real plates)": report(0.2)}
+    rows.update({f"eu (real photos, {label}, evaluation only)": report(0.8 + 0.1 * k)
+                 for k, label in enumerate(COARSE_VARIANTS)})
+    plot_coarse_pass(rows, tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+    plot_coarse_pass({"shrunk (real plates)": report(0.2)}, tmp_path / "none.png")  # no variants: no plot
+    assert not (tmp_path / "none.png").exists()
