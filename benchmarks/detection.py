@@ -574,7 +574,7 @@ def plot_coarse_pass(rows: dict, path: Path) -> None:
     groups = {base: {"default": rows[base]["all"], **v} for base, v in groups.items() if base in rows}
     if not groups:
         return
-    variants = ["with --no-coarse-pass", "default", "with --coarse-pass"]
+    variants = [COARSE_VARIANTS[0], "default", COARSE_VARIANTS[1]]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
     x = np.arange(len(groups))
     for ax, metric in zip(axes, ("recall", "ap50")):

@@ -348,7 +348,10 @@ class PlateDetector:
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         """Detect plates in each (H, W, 3) uint8 BGR image (within ``config.roi`` when set: a
         frame the region misses gets no detections); returns one list per image, frame px."""
-        found = self._detect_batched(images) if self.config.roi is None else self._detect_in_roi(images)
+        if self.config.roi is None:
+            found = self._detect_batched(images, self.config.coarse_pass)
+        else:
+            found = self._detect_in_roi(images)
         if self.refiner is None:
             return found
         # On the whole frame, also with a region: the refiner's window may reach past its edge.
@@ -358,7 +361,9 @@ class PlateDetector:
     def _detect_in_roi(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         regions = [clip_roi(self.config.roi, im.shape[1], im.shape[0]) for im in images]
         parts = [im[r[1]: r[1] + r[3], r[0]: r[0] + r[2]] for im, r in zip(images, regions) if r is not None]  # views
-        found = iter(self._detect_batched(parts))
+        # A region is chosen to enlarge small, far plates: "auto" searches it once.
+        coarse = "off" if self.config.coarse_pass == "auto" else self.config.coarse_pass
+        found = iter(self._detect_batched(parts, coarse))
         results: list[list[Detection]] = []
         for r in regions:
             if r is None:
@@ -369,11 +374,9 @@ class PlateDetector:
                             for d in next(found)])
         return results
 
-    def _detect_batched(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+    def _detect_batched(self, images: Sequence[np.ndarray], mode: str) -> list[list[Detection]]:
+        """The main pass on every image and the coarse pass (``mode``: see ``coarse_pass``) where due."""
         found = self._detect_pass(images)
-        mode = self.config.coarse_pass
-        if mode == "auto" and self.config.roi is not None:
-            mode = "off"  # a region is chosen to enlarge small, far plates: no close ones to look for
         wanted = [i for i, im in enumerate(images)
                   if mode == "on" or (mode == "auto" and self._input_size(im)[0] >= 1.0)]
         if wanted:
