@@ -11,7 +11,8 @@ only its fixed 20 % hold-out (``train.detector.openalpr_split``), never trained 
 second true plate in a photo counts as a false positive (precision there is a lower bound).
 No photo has a plate under 40 px wide, so the same photos are also scored shrunk (area
 averaging) until their plates are 16-64 px wide and packed into 1920x1080 frames
-(:func:`train.detector.shrunk_photo_mosaics`), at the input size and at each of ``--shrunk-imgsz`` (default 960 and 1280).
+(:func:`train.detector.shrunk_photo_mosaics`), at the input size, at each of ``--shrunk-imgsz`` (default 960 and 1280)
+and enlarged by each of ``--shrunk-zoom`` (default 2: ``enhance-video --zoom 2``).
 Synthetic: held-out clips rendered by ``train.synth`` with seeds the detector never trained on;
 their corners are exact, so they also give the corner error of a corner (pose) detector: the
 mean distance of the 4 predicted corners to the true ones, in % of the true plate width, per
@@ -280,18 +281,20 @@ def _study_frames(size: tuple[int, int], n_scenes: int, frames_per_scene: int, s
 
 def small_plate_study(weights: Path | None, imgsz_list: Sequence[int], n_scenes: int = 4, frames_per_scene: int = 6,
                       conf: float = 0.25, size: tuple[int, int] = (1920, 1080), backend: str = "auto",
-                      precision: str = "auto") -> dict:
+                      precision: str = "auto", zooms: Sequence[float] = ()) -> dict:
     """Recall by plate width (:data:`STUDY_BINS`, px at the frame) on synthetic ``size`` frames
-    (plates 12..100 px wide, seeds 9101...) at each network input size in ``imgsz_list``, with the
-    median ms per frame. Frames are rendered directly (no video compression)."""
+    (plates 12..100 px wide, seeds 9101...) at each network input size in ``imgsz_list`` and each
+    enlargement in ``zooms`` (``DetectorConfig.zoom``; keyed "zoom F"), with the median ms per
+    frame. Frames are rendered directly (no video compression)."""
     from tracker.detector import DetectorConfig, PlateDetector
 
     frames, truths = _study_frames(size, n_scenes, frames_per_scene, 9101)
     out = {"frame_size": list(size), "frames": len(frames), "conf": conf, "by_imgsz": {}}
-    for imgsz in imgsz_list:
-        det = PlateDetector(weights, DetectorConfig(imgsz=imgsz, conf=conf, batch_size=1, backend=backend,
-                                                    precision=precision))
-        out["by_imgsz"][str(imgsz)] = _recall_by_width(det, frames, truths)
+    inputs = [(str(v), {"imgsz": v}) for v in imgsz_list] + [(f"zoom {z:g}", {"zoom": z}) for z in zooms]
+    for key, size_option in inputs:
+        det = PlateDetector(weights, DetectorConfig(conf=conf, batch_size=1, backend=backend, precision=precision,
+                                                    **size_option))
+        out["by_imgsz"][key] = _recall_by_width(det, frames, truths)
     return out
 
 
@@ -543,7 +546,7 @@ def plot_study(study: dict, path: Path, roi: dict | None = None) -> None:
         ax2.legend(fontsize=7)
     for imgsz, r in study["by_imgsz"].items():
         ax.plot(names, [np.nan if r["recall"][n] is None else r["recall"][n] for n in names], marker="o",
-                label=f"imgsz {imgsz} ({r['ms_per_frame']:.0f} ms)")
+                label=f"{'imgsz ' if imgsz.isdigit() else ''}{imgsz} ({r['ms_per_frame']:.0f} ms)")
     ax.set_xlabel("plate width at the frame")
     ax.set_ylabel("recall @ IoU 0.5")
     ax.set_ylim(0, 1.02)
@@ -627,6 +630,13 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, s
                 if folder.is_dir():
                     rows[name.format(f"real plates shrunk to 16-64 px in 1080p frames, imgsz {imgsz}")] = evaluate_shrunk(
                         det, folder, conf=args.conf, files=files)
+        # Enlarged (DetectorConfig.zoom): the detector finds real plates from about 30-40 px at its input.
+        for zoom in [float(v) for v in args.shrunk_zoom.split(",") if v]:
+            det = PlateDetector(weights, replace(config, imgsz=None, zoom=zoom))
+            for name, folder, files in sets:
+                if folder.is_dir():
+                    rows[name.format(f"real plates shrunk to 16-64 px in 1080p frames, zoom {zoom:g}")] = evaluate_shrunk(
+                        det, folder, conf=args.conf, files=files)
         if eu.is_dir():
             rows[FOOTAGE_SET] = evaluate_footage(detector, args.data, tmp, conf=args.conf)
             for label, variant in variants.items():
@@ -659,6 +669,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="input sizes for the small-plate study on 1080p frames ('' to skip)")
     p.add_argument("--shrunk-imgsz", default="960,1280",
                    help="input sizes, besides --imgsz, for the real plates shrunk into 1080p frames ('' for none)")
+    p.add_argument("--shrunk-zoom", default="2",
+                   help="enlargements (--zoom) for the real plates shrunk into 1080p frames and the small-plate "
+                        "study ('' for none)")
     p.add_argument("--no-roi-study", dest="roi_study", action="store_false",
                    help="skip the region-of-interest study on 1080p frames")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="detector back end for the scored sets")
@@ -688,7 +701,8 @@ def main(argv: list[str] | None = None) -> None:
     study = speed = roi = None
     if not args.quick and args.study_imgsz:
         study = small_plate_study(args.detector, [int(v) for v in args.study_imgsz.split(",")], conf=args.conf,
-                                  backend=args.backend, precision=args.precision)
+                                  backend=args.backend, precision=args.precision,
+                                  zooms=[float(v) for v in args.shrunk_zoom.split(",") if v])
         doc["small_plate_study"] = study
     if not args.quick and args.roi_study:
         roi = roi_study(args.detector, conf=args.conf, backend=args.backend, precision=args.precision)

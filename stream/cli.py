@@ -104,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--imgsz", type=_imgsz, default=None, metavar="N|auto",
                    help="detector input size, px of the long side (default auto: half the frame's long side "
                         "within 640-1280, so 640 for 720p, 960 for 1080p, 1280 for 4K)")
+    g.add_argument("--zoom", type=float, default=None, metavar="F",
+                   help="enlarge each frame (or --roi region) F times at the detector's input instead of --imgsz: "
+                        "finds plates under 40 px wide, for many times the detector's time. Real plates 16-40 px wide "
+                        "in 1080p frames: recall 0.09-0.10 by default, 0.965 (US) / 0.685 (EU) with --zoom 2, at "
+                        "about 360 instead of 24 ms per frame on 2 cores; pair it with --roi or --detect-every")
     g.add_argument("--conf", type=float, default=0.1,
                    help="minimum detection score (default 0.1); scores under 0.5 only extend existing tracks")
     g.add_argument("--roi", type=_roi, default=None, metavar="X,Y,W,H",
@@ -195,6 +200,10 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error(f"--fuse must be between 0 and {MAX_FUSE_K}")
     if not 0 < args.conf < 1:
         parser.error("--conf must be between 0 and 1")
+    if args.zoom is not None and not 0 < args.zoom <= 8:
+        parser.error("--zoom must be between 0 and 8")
+    if args.zoom is not None and args.imgsz is not None:
+        parser.error("--zoom and --imgsz both set the detector's input size: give one")
     if not 0 <= args.margin <= 2:
         parser.error("--margin must be between 0 and 2")
     for name in ("open_timeout", "read_timeout", "max_lag"):
@@ -291,7 +300,7 @@ def _load_models(args: argparse.Namespace):
         torch.set_num_threads(args.threads)
     configure_opencv_threads()
     config = DetectorConfig(imgsz=args.imgsz, conf=args.conf, device=args.device, roi=args.roi,
-                            coarse_pass=args.coarse_pass,
+                            coarse_pass=args.coarse_pass, zoom=args.zoom,
                             refine_corners=not args.no_corner_refiner, refiner_weights=args.corner_refiner,
                             backend=args.detector_backend, precision=args.detector_precision)
     try:

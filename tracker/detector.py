@@ -194,7 +194,15 @@ class DetectorConfig:
     0.955 / 0.938 to 1.0 / 0.979 (merged by the higher score alone: 0.944 / 0.860, 1.0 / 0.966);
     coarse_scale: the coarse pass's fraction of the input size, in (0, 1): 0.5 (of 0.4-0.7, merged
     by NMS: US hold-out AP50 0.961-0.970, 0.966 at 0.5; EU best at 0.5. 0.75 found fewer US plates,
-    a third pass at 0.35 cost US AP50)."""
+    a third pass at 0.35 cost US AP50);
+    zoom: None (the default: ``imgsz`` decides), or the factor by which each frame (or region) is
+    enlarged at the network input: its long side times ``zoom``, rounded up to the stride, instead
+    of ``imgsz``. The detector finds real plates reliably from about 30-40 px wide at its input, so plates under
+    40 px in the frame are found only enlarged: real plates shrunk to 16-40 px wide in 1080p frames
+    were found at 0.094 (US) / 0.099 (EU) by default (imgsz 960), 0.729 / 0.279 at the frame's own
+    size and 0.965 / 0.685 at ``zoom=2`` (with the coarse pass, which "auto" runs there and which
+    then searches the frame at its own size for the larger plates), for 12-15x the detector time
+    (1080p on 2 cores: 24 -> 286 + 71 ms per frame; benchmarks/results/detection/zoom.md)."""
 
     imgsz: int | None = None
     conf: float = 0.25
@@ -210,6 +218,7 @@ class DetectorConfig:
     refiner_weights: Path | None = None
     coarse_pass: str = "auto"
     coarse_scale: float = 0.5
+    zoom: float | None = None
 
 
 class PlateDetector:
@@ -234,6 +243,8 @@ class PlateDetector:
             raise ValueError(f"unknown coarse_pass {config.coarse_pass!r}; expected one of {COARSE_PASS}")
         if not 0.0 < config.coarse_scale < 1.0:
             raise ValueError(f"coarse_scale must lie between 0 and 1, got {config.coarse_scale}")
+        if config.zoom is not None and not (0.0 < config.zoom <= 8.0 and config.imgsz is None):
+            raise ValueError(f"zoom must lie in (0, 8] and exclude imgsz, got zoom={config.zoom} imgsz={config.imgsz}")
         self.config = config
         self.model, self.info = load_detector_model(weights)
         self.model.to(config.device)
@@ -289,7 +300,10 @@ class PlateDetector:
         """(scale, width, height) of ``image`` at the network input, before padding; ``factor``
         times the configured input size (the coarse pass)."""
         h, w = image.shape[:2]
-        size = self.config.imgsz or auto_imgsz(w, h)
+        if self.config.zoom is not None:
+            size = -(-round(max(w, h) * self.config.zoom) // self.stride) * self.stride
+        else:
+            size = self.config.imgsz or auto_imgsz(w, h)
         if factor != 1.0:
             size = max(self.stride, round(size * factor / self.stride) * self.stride)
         r = size / max(h, w)

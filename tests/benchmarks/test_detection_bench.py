@@ -64,9 +64,11 @@ def test_corner_error_is_mean_corner_distance_over_plate_width():
 def test_small_plate_study_and_backend_timing_run():
     from benchmarks.detection import STUDY_BINS, small_plate_study, time_backends
 
-    study = small_plate_study(None, [320], n_scenes=1, frames_per_scene=1, size=(640, 360), backend="torch")
+    study = small_plate_study(None, [320], n_scenes=1, frames_per_scene=1, size=(640, 360), backend="torch",
+                              zooms=[0.5])
     r = study["by_imgsz"]["320"]
     assert study["frames"] == 1 and r["ms_per_frame"] > 0 and set(r["recall"]) == {n for n, *_ in STUDY_BINS}
+    assert list(study["by_imgsz"]) == ["320", "zoom 0.5"]
     speed = time_backends(None, variants=[("torch", "f32")], imgsz=320, size=(640, 360), repeats=2, threads=1)
     assert speed["ms"]["torch f32"]["median"] > 0 and speed["threads"] == 1 and speed["machine"]["cores"]
 

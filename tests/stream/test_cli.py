@@ -96,6 +96,22 @@ def test_coarse_pass_flags():
     assert parse(["a.mp4", "--no-coarse-pass"]).coarse_pass == "off"
 
 
+def test_zoom_option(tmp_path):
+    """--zoom sets the detector's input by enlargement and is recorded in the report; with
+    --imgsz, or out of range, it is a usage error."""
+    import json
+
+    from conftest import make_video
+
+    clip = make_video(tmp_path / "v.mp4", n_frames=3)
+    proc = run_cli(str(clip), "-o", str(tmp_path / "o"), "--no-read", "--quiet", "--no-sr", "--zoom", "1.5")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["models"]["detector"]["imgsz"] == "zoom 1.5"
+    for args, fragment in ((["--zoom", "2", "--imgsz", "640"], "give one"), (["--zoom", "0"], "--zoom must")):
+        proc = run_cli(str(clip), "-o", str(tmp_path / "p"), *args)
+        assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_missing_corner_refiner_weights_is_a_one_line_error(tmp_path):
     from conftest import make_video
 
