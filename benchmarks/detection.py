@@ -558,6 +558,45 @@ def plot_study(study: dict, path: Path, roi: dict | None = None) -> None:
     plt.close(fig)
 
 
+SHRUNK_MARK = "real plates shrunk to 16-64 px in 1080p frames, "
+
+
+def plot_shrunk(rows: dict, path: Path) -> None:
+    """Recall of the real plates shrunk into 1080p frames by plate width (< 40 px, 40-80 px), one
+    group per input setting (imgsz N, zoom F), one bar per photo set; no plot without such rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_set: dict[str, dict[str, dict]] = {}  # photo set -> input setting -> report
+    for name, report in rows.items():
+        if SHRUNK_MARK in name:
+            setting = name.split(SHRUNK_MARK)[1].split(",")[0].rstrip(")")
+            by_set.setdefault(name.split(" (")[0], {})[setting] = report
+    if not by_set:
+        return
+    settings = list(dict.fromkeys(k for v in by_set.values() for k in v))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+    x = np.arange(len(settings))
+    width = 0.8 / len(by_set)
+    for ax, bin_name in zip(axes, ("<40px", "40-80px")):
+        for k, (set_name, reports) in enumerate(by_set.items()):
+            vals = [(reports.get(st, {}).get(bin_name, {}).get("recall") or 0.0) for st in settings]
+            ax.bar(x + (k - (len(by_set) - 1) / 2) * width, vals, width, label=set_name)
+        ax.axhline(0.9, color="k", lw=0.8, ls="--")
+        ax.set_xticks(x, settings, fontsize=8)
+        ax.set_title(f"real plates {bin_name.replace('px', ' px')} wide in 1080p frames (dashed: 0.9)", fontsize=9)
+        ax.set_ylim(0, 1.0)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("recall at score 0.25")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(by_set), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 COARSE_VARIANTS = ("with --no-coarse-pass", "with --coarse-pass")  # row-name suffixes of --coarse-pass runs
 
 
@@ -631,8 +670,9 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, s
                     rows[name.format(f"real plates shrunk to 16-64 px in 1080p frames, imgsz {imgsz}")] = evaluate_shrunk(
                         det, folder, conf=args.conf, files=files)
         # Enlarged (DetectorConfig.zoom): the detector finds real plates from about 30-40 px at its input.
-        for zoom in [float(v) for v in args.shrunk_zoom.split(",") if v]:
-            det = PlateDetector(weights, replace(config, imgsz=None, zoom=zoom))
+        zoomed = {zoom: PlateDetector(weights, replace(config, imgsz=None, zoom=zoom))
+                  for zoom in [float(v) for v in args.shrunk_zoom.split(",") if v]}
+        for zoom, det in zoomed.items():
             for name, folder, files in sets:
                 if folder.is_dir():
                     rows[name.format(f"real plates shrunk to 16-64 px in 1080p frames, zoom {zoom:g}")] = evaluate_shrunk(
@@ -641,6 +681,8 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, s
             rows[FOOTAGE_SET] = evaluate_footage(detector, args.data, tmp, conf=args.conf)
             for label, variant in variants.items():
                 rows[f"{FOOTAGE_SET}, {label}"] = evaluate_footage(variant, args.data, tmp, conf=args.conf)
+            for zoom, det in zoomed.items():
+                rows[f"{FOOTAGE_SET}, zoom {zoom:g}"] = evaluate_footage(det, args.data, tmp, conf=args.conf)
     n = 1 if args.quick else args.clips
     for k in range(n):
         w, h = [(1280, 720), (1920, 1080), (640, 360)][k % 3]
@@ -670,8 +712,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--shrunk-imgsz", default="960,1280",
                    help="input sizes, besides --imgsz, for the real plates shrunk into 1080p frames ('' for none)")
     p.add_argument("--shrunk-zoom", default="2",
-                   help="enlargements (--zoom) for the real plates shrunk into 1080p frames and the small-plate "
-                        "study ('' for none)")
+                   help="enlargements (--zoom) for the real plates shrunk into 1080p frames, the footage and the "
+                        "small-plate study ('' for none)")
     p.add_argument("--no-roi-study", dest="roi_study", action="store_false",
                    help="skip the region-of-interest study on 1080p frames")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="detector back end for the scored sets")
@@ -723,6 +765,7 @@ def main(argv: list[str] | None = None) -> None:
         plot_study(study, args.out / "small_plates.png", roi)
     if args.coarse_pass:
         plot_coarse_pass(rows, args.out / "coarse_pass.png")
+    plot_shrunk(rows, args.out / "shrunk_plates.png")
     print(table)
 
 

@@ -6,8 +6,9 @@ download). Two kinds load: box-only detectors (``Detect`` head) and corner detec
 head with ``kpt_shape: [4, 3]``: the plate's corners tl, tr, br, bl), whose detections carry
 ``Detection.corners`` so a crop can be rectified to a frontal rectangle.
 
-Inference is batched: frames are letterboxed (long side = ``imgsz``, padded bottom/right to
-the model stride, so 16:9 frames cost 640x384 rather than 640x640), run in one forward pass
+Inference is batched: frames are letterboxed (long side = ``imgsz``, or the frame's times
+``zoom``; padded bottom/right to the model stride, so 16:9 frames cost 640x384 rather than
+640x640), run in one forward pass
 and filtered with ultralytics' NMS. Back ends: ``torch`` (eager, fused conv+bn), ``onnx``
 (ONNX Runtime on a graph exported once per weights file and cached on disk, keyed by a hash
 of the weights and the versions) and ``openvino`` (OpenVINO on the same graph; a dependency,

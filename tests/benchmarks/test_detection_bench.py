@@ -155,3 +155,17 @@ def test_coarse_pass_plot_groups_each_set_with_its_variants(tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 10_000
     plot_coarse_pass({"shrunk (real plates)": report(0.2)}, tmp_path / "none.png")  # no variants: no plot
     assert not (tmp_path / "none.png").exists()
+
+
+def test_shrunk_plot_groups_rows_by_input_setting(tmp_path):
+    from benchmarks.detection import SHRUNK_MARK, plot_shrunk
+
+    def report(r):
+        return {"all": {"recall": r}, "<40px": {"recall": r}, "40-80px": {"recall": r + 0.1}}
+
+    rows = {f"us held-out ({SHRUNK_MARK}imgsz 960)": report(0.1), f"us held-out ({SHRUNK_MARK}zoom 2)": report(0.8),
+            f"eu ({SHRUNK_MARK}zoom 2, evaluation only)": report(0.6), "eu (real photos)": report(0.9)}
+    plot_shrunk(rows, tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 10_000
+    plot_shrunk({"eu (real photos)": report(0.9)}, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
