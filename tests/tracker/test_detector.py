@@ -273,6 +273,21 @@ def test_zoom_enlarges_each_frame_and_keeps_the_coarse_pass_at_its_own_size(dete
             PlateDetector(config=DetectorConfig(**bad))
 
 
+def test_large_inputs_go_through_the_network_one_at_a_time(detector, monkeypatch):
+    """Batches are capped by network-input pixels (MAX_BATCH_PIXELS): three 1080p frames at the
+    default input size share a forward pass, at zoom 2 each gets its own (memory, not speed)."""
+    sizes = []
+    real = PlateDetector._detect_batch
+    monkeypatch.setattr(PlateDetector, "_detect_batch",
+                        lambda self, images, factor=1.0: sizes.append(len(images)) or real(self, images, factor))
+    frames = [np.zeros((1080, 1920, 3), np.uint8)] * 3
+    PlateDetector(config=DetectorConfig(refine_corners=False)).detect(frames)
+    assert sizes == [3]
+    sizes.clear()
+    PlateDetector(config=DetectorConfig(zoom=2.0, refine_corners=False)).detect(frames)
+    assert sizes == [1, 1, 1, 1, 1, 1]  # the main pass and the coarse pass (the frame at its own size)
+
+
 def test_zoom_finds_small_plates_the_default_input_size_misses():
     """Plates 15-17 px wide in 1080p frames reach the default input (960) 7-9 px wide, too small
     to find; enlarged twice (zoom 2) they are found."""
