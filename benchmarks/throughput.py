@@ -288,6 +288,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sr-backend", default="auto", help="generator back end of the end-to-end runs")
     p.add_argument("--imgsz", type=int, default=None,
                    help="detector input size of the end-to-end runs (default: the detector's auto size)")
+    p.add_argument("--zoom", type=float, default=None,
+                   help="detector enlargement of the end-to-end runs instead of --imgsz (enhance-video --zoom)")
     p.add_argument("--detector-backend", default="auto", choices=("auto", "torch", "onnx", "openvino"),
                    help="detector back end of the end-to-end runs (default auto)")
     p.add_argument("--sr-precision", default="auto", help="generator precision of the end-to-end runs (default auto)")
@@ -301,7 +303,8 @@ def main(argv: list[str] | None = None) -> None:
     from train.synth.scenes import SceneConfig, write_scene_clip
 
     configure_opencv_threads()  # as enhance-video runs
-    detector = PlateDetector(config=DetectorConfig(device=args.device, backend=args.detector_backend, imgsz=args.imgsz))
+    detector = PlateDetector(config=DetectorConfig(device=args.device, backend=args.detector_backend, imgsz=args.imgsz,
+                                                   zoom=args.zoom))
     enhancer = PlateEnhancer(config=EnhancerConfig(device=args.device, backend=args.sr_backend,
                                                    precision=args.sr_precision))
     sizes = [(640, 360)] if args.quick else args.sizes
@@ -337,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
                 row["speedup_vs_naive_detect_every_3"] = round(row["end_to_end_fps_detect_every_3"] / max(res.fps, 1e-9), 2)
             row["generator_backend"] = f"{enhancer.backend} {enhancer.precision}"
             row["detector_backend"] = f"{detector.backend} {detector.precision}"
-            row["detector_imgsz"] = args.imgsz or auto_imgsz(w, h)
+            row["detector_imgsz"] = f"zoom {args.zoom:g}" if args.zoom else args.imgsz or auto_imgsz(w, h)
             results["videos"].append(row)
             print(row, flush=True)
             write_report(results, args.out)  # partial results survive a run cut short
@@ -349,7 +352,8 @@ def main(argv: list[str] | None = None) -> None:
             row = {"size": results["videos"][-1]["size"],
                    **streams_row(clip.video_path, n, Path(tmp) / f"streams{n}_{procs}_{workers}", args.device,
                                  ("--backend", args.sr_backend, "--precision", args.sr_precision,
-                                  "--detector-backend", args.detector_backend, "--imgsz", str(args.imgsz or "auto"),
+                                  "--detector-backend", args.detector_backend,
+                                  *(("--zoom", str(args.zoom)) if args.zoom else ("--imgsz", str(args.imgsz or "auto"))),
                                   *(("--no-video",) if args.streams_no_video else ()),
                                   *(("--hwaccel", args.streams_hwaccel) if args.streams_hwaccel else ())),
                                  processes=procs, workers=workers)}

@@ -198,12 +198,13 @@ class DetectorConfig:
     a third pass at 0.35 cost US AP50);
     zoom: None (the default: ``imgsz`` decides), or the factor by which each frame (or region) is
     enlarged at the network input: its long side times ``zoom``, rounded up to the stride, instead
-    of ``imgsz``. The detector finds real plates reliably from about 30-40 px wide at its input, so plates under
-    40 px in the frame are found only enlarged: real plates shrunk to 16-40 px wide in 1080p frames
-    were found at 0.094 (US) / 0.099 (EU) by default (imgsz 960), 0.729 / 0.279 at the frame's own
-    size and 0.965 / 0.685 at ``zoom=2`` (with the coarse pass, which "auto" runs there and which
-    then searches the frame at its own size for the larger plates), for 12-15x the detector time
-    (1080p on 2 cores: 24 -> 286 + 71 ms per frame; benchmarks/results/detection/zoom.md)."""
+    of ``imgsz``. The detector finds real plates reliably from about 30-40 px wide at its input, so
+    plates under 40 px in the frame are found only enlarged: real plates shrunk to 16-40 px wide in
+    1080p frames were found at 0.094 (US) / 0.099 (EU) by default (imgsz 960), 0.729 / 0.279 at
+    the frame's own size and 0.965 / 0.685 at ``zoom=2`` (with the coarse pass, which "auto" runs
+    there and which then searches the frame at its own size for the larger plates), for 2.6x the
+    detector time at 360p (21 -> 55 ms per frame on 2 cores) and 16x at 1080p (25 -> 406 ms;
+    benchmarks/results/detection/zoom.md)."""
 
     imgsz: int | None = None
     conf: float = 0.25
