@@ -626,9 +626,8 @@ class EnhancePipeline:
                    "trained": info.get("phase") or info.get("model_yaml")}
             if model is self.detector:
                 detector_config = getattr(model, "config", None)
-                out["imgsz"] = getattr(detector_config, "imgsz", None) or "auto"
-                if getattr(detector_config, "zoom", None) is not None:
-                    out["imgsz"] = f"zoom {detector_config.zoom:g}"
+                zoom = getattr(detector_config, "zoom", None)
+                out["imgsz"] = f"zoom {zoom:g}" if zoom is not None else getattr(detector_config, "imgsz", None) or "auto"
                 out["coarse_pass"] = getattr(detector_config, "coarse_pass", None)
                 if self._roi is not None:
                     out["region_of_interest"] = list(self._roi)
