@@ -561,14 +561,40 @@ def plot_study(study: dict, path: Path, roi: dict | None = None) -> None:
 SHRUNK_MARK = "real plates shrunk to 16-64 px in 1080p frames, "
 
 
-def plot_shrunk(rows: dict, path: Path) -> None:
-    """Recall of the real plates shrunk into 1080p frames by plate width (< 40 px, 40-80 px), one
-    group per input setting (imgsz N, zoom F), one bar per photo set; no plot without such rows."""
+def _grouped_bars(path: Path, panels: Sequence[tuple[str, dict[str, dict[str, float]]]], series: Sequence[str],
+                  target: float, ylim: tuple[float, float], ylabel: str | None = None) -> None:
+    """Two side-by-side bar charts saved to ``path``: each panel (title, {group: {series: value}})
+    one cluster of bars per group, one bar per name in ``series`` (a missing value: 0), a dashed
+    line at ``target``, a shared legend below."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, axes = plt.subplots(1, len(panels), figsize=(11, 3.6), sharey=True, squeeze=False)
+    width = 0.8 / len(series)
+    for ax, (title, groups) in zip(axes[0], panels):
+        x = np.arange(len(groups))
+        for k, name in enumerate(series):
+            vals = [g.get(name) or 0.0 for g in groups.values()]
+            ax.bar(x + (k - (len(series) - 1) / 2) * width, vals, width, label=name)
+        ax.axhline(target, color="k", lw=0.8, ls="--")
+        ax.set_xticks(x, list(groups), fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylim(*ylim)
+        ax.grid(axis="y", alpha=0.3)
+    if ylabel:
+        axes[0, 0].set_ylabel(ylabel)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(series), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_shrunk(rows: dict, path: Path) -> None:
+    """Recall of the real plates shrunk into 1080p frames by plate width (< 40 px, 40-80 px), one
+    group per input setting (imgsz N, zoom F), one bar per photo set; no plot without such rows."""
     by_set: dict[str, dict[str, dict]] = {}  # photo set -> input setting -> report
     for name, report in rows.items():
         if SHRUNK_MARK in name:
@@ -577,24 +603,11 @@ def plot_shrunk(rows: dict, path: Path) -> None:
     if not by_set:
         return
     settings = list(dict.fromkeys(k for v in by_set.values() for k in v))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
-    x = np.arange(len(settings))
-    width = 0.8 / len(by_set)
-    for ax, bin_name in zip(axes, ("<40px", "40-80px")):
-        for k, (set_name, reports) in enumerate(by_set.items()):
-            vals = [(reports.get(st, {}).get(bin_name, {}).get("recall") or 0.0) for st in settings]
-            ax.bar(x + (k - (len(by_set) - 1) / 2) * width, vals, width, label=set_name)
-        ax.axhline(0.9, color="k", lw=0.8, ls="--")
-        ax.set_xticks(x, settings, fontsize=8)
-        ax.set_title(f"real plates {bin_name.replace('px', ' px')} wide in 1080p frames (dashed: 0.9)", fontsize=9)
-        ax.set_ylim(0, 1.0)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("recall at score 0.25")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(by_set), fontsize=8)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    panels = [(f"real plates {b.replace('px', ' px')} wide in 1080p frames (dashed: 0.9)",
+               {st: {set_name: reports.get(st, {}).get(b, {}).get("recall") for set_name, reports in by_set.items()}
+                for st in settings})
+              for b in ("<40px", "40-80px")]
+    _grouped_bars(path, panels, list(by_set), 0.9, (0.0, 1.0), "recall at score 0.25")
 
 
 COARSE_VARIANTS = ("with --no-coarse-pass", "with --coarse-pass")  # row-name suffixes of --coarse-pass runs
@@ -603,11 +616,6 @@ COARSE_VARIANTS = ("with --no-coarse-pass", "with --coarse-pass")  # row-name su
 def plot_coarse_pass(rows: dict, path: Path) -> None:
     """Recall and AP50 of each set scored without, by default with, and always with the coarse
     pass (the rows ``--coarse-pass`` adds), side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     groups = {}  # base set name -> {variant: report}
     for name, report in rows.items():
         for label in COARSE_VARIANTS:
@@ -617,22 +625,12 @@ def plot_coarse_pass(rows: dict, path: Path) -> None:
     if not groups:
         return
     variants = [COARSE_VARIANTS[0], "default", COARSE_VARIANTS[1]]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
-    x = np.arange(len(groups))
-    for ax, metric in zip(axes, ("recall", "ap50")):
-        for k, v in enumerate(variants):
-            vals = [g[v][metric] or 0.0 for g in groups.values()]
-            ax.bar(x + (k - 1) * 0.27, vals, 0.27, label=v.replace("with ", ""))
-        ax.axhline(0.95, color="k", lw=0.8, ls="--")
-        ax.set_xticks(x, [b.split(" (")[0] + ("\nphotos" if "real photos" in b else "") for b in groups], fontsize=8)
-        ax.set_title(f"{'recall at score 0.25' if metric == 'recall' else 'AP50'} (dashed: the 0.95 target)", fontsize=9)
-        ax.set_ylim(0.5, 1.0)
-        ax.grid(axis="y", alpha=0.3)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    labels = {v: v.replace("with ", "") for v in variants}
+    panels = [(f"{'recall at score 0.25' if metric == 'recall' else 'AP50'} (dashed: the 0.95 target)",
+               {b.split(" (")[0] + ("\nphotos" if "real photos" in b else ""): {labels[v]: g[v][metric] for v in variants}
+                for b, g in groups.items()})
+              for metric in ("recall", "ap50")]
+    _grouped_bars(path, panels, list(labels.values()), 0.95, (0.5, 1.0))
 
 
 def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, str]:
@@ -667,16 +665,15 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, s
             det = detector if imgsz == args.imgsz else PlateDetector(weights, replace(config, imgsz=imgsz))
             for name, folder, files in sets:
                 if folder.is_dir():
-                    rows[name.format(f"real plates shrunk to 16-64 px in 1080p frames, imgsz {imgsz}")] = evaluate_shrunk(
-                        det, folder, conf=args.conf, files=files)
+                    rows[name.format(f"{SHRUNK_MARK}imgsz {imgsz}")] = evaluate_shrunk(det, folder, conf=args.conf,
+                                                                                       files=files)
         # Enlarged (DetectorConfig.zoom): the detector finds real plates from about 30-40 px at its input.
-        zoomed = {zoom: PlateDetector(weights, replace(config, imgsz=None, zoom=zoom))
-                  for zoom in [float(v) for v in args.shrunk_zoom.split(",") if v]}
+        zoomed = {zoom: PlateDetector(weights, replace(config, imgsz=None, zoom=zoom)) for zoom in args.shrunk_zoom}
         for zoom, det in zoomed.items():
             for name, folder, files in sets:
                 if folder.is_dir():
-                    rows[name.format(f"real plates shrunk to 16-64 px in 1080p frames, zoom {zoom:g}")] = evaluate_shrunk(
-                        det, folder, conf=args.conf, files=files)
+                    rows[name.format(f"{SHRUNK_MARK}zoom {zoom:g}")] = evaluate_shrunk(det, folder, conf=args.conf,
+                                                                                       files=files)
         if eu.is_dir():
             rows[FOOTAGE_SET] = evaluate_footage(detector, args.data, tmp, conf=args.conf)
             for label, variant in variants.items():
@@ -711,7 +708,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="input sizes for the small-plate study on 1080p frames ('' to skip)")
     p.add_argument("--shrunk-imgsz", default="960,1280",
                    help="input sizes, besides --imgsz, for the real plates shrunk into 1080p frames ('' for none)")
-    p.add_argument("--shrunk-zoom", default="2",
+    p.add_argument("--shrunk-zoom", default="2", type=lambda text: [float(v) for v in text.split(",") if v],
                    help="enlargements (--zoom) for the real plates shrunk into 1080p frames, the footage and the "
                         "small-plate study ('' for none)")
     p.add_argument("--no-roi-study", dest="roi_study", action="store_false",
@@ -744,7 +741,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.quick and args.study_imgsz:
         study = small_plate_study(args.detector, [int(v) for v in args.study_imgsz.split(",")], conf=args.conf,
                                   backend=args.backend, precision=args.precision,
-                                  zooms=[float(v) for v in args.shrunk_zoom.split(",") if v])
+                                  zooms=args.shrunk_zoom)
         doc["small_plate_study"] = study
     if not args.quick and args.roi_study:
         roi = roi_study(args.detector, conf=args.conf, backend=args.backend, precision=args.precision)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -148,13 +149,18 @@ def export_onnx(model: nn.Module, weights_sha: str, cache_dir: Path | None = Non
                                             "output0": {0: "batch", 2: "anchors"}})
 
 
+def _ceil_to(value: float, step: int) -> int:
+    """The smallest multiple of ``step`` no smaller than ``value``."""
+    return int(math.ceil(value / step)) * step
+
+
 def auto_imgsz(width: int, height: int) -> int:
     """The network input size (long side, px) for a ``width`` x ``height`` frame or region: half
     its long side, rounded up to the stride, within 640..1280. The detector finds real plates
     from about 25 px wide at its input: real plates 40-64 px wide in 1080p frames were found at
     0.36 (US) / 0.16 (EU) with imgsz 640, 0.79 / 0.31 with 960, 0.94 / 0.53 with 1280, at 16-21,
     23-36 and 42-66 ms per frame (OpenVINO bf16, 2 cores; benchmarks/results/detection/imgsz.md)."""
-    half = -(-max(width, height) // 64) * 32
+    half = _ceil_to(max(width, height) / 2, 32)
     return int(min(1280, max(640, half)))
 
 
@@ -306,7 +312,7 @@ class PlateDetector:
         times the configured input size (the coarse pass)."""
         h, w = image.shape[:2]
         if self.config.zoom is not None:
-            size = -(-round(max(w, h) * self.config.zoom) // self.stride) * self.stride
+            size = _ceil_to(round(max(w, h) * self.config.zoom), self.stride)
         else:
             size = self.config.imgsz or auto_imgsz(w, h)
         if factor != 1.0:
@@ -317,7 +323,7 @@ class PlateDetector:
     def _padded_input(self, image: np.ndarray, factor: float = 1.0) -> tuple[int, int]:
         """(height, width) of ``image``'s letterboxed network input (padded to the stride)."""
         _, w, h = self._input_size(image, factor)
-        return -(-h // self.stride) * self.stride, -(-w // self.stride) * self.stride
+        return _ceil_to(h, self.stride), _ceil_to(w, self.stride)
 
     def _letterbox(self, images: Sequence[np.ndarray], factor: float = 1.0) -> tuple[torch.Tensor, list[float]]:
         """Images of one padded input shape (:meth:`_padded_input`) as a (B, 3, H, W) batch."""
