@@ -43,6 +43,11 @@ BOX_WEIGHTS = Path(__file__).parent / "weights" / "plate_yolov8p.safetensors"  #
 # 0.939 against 0.591 / 0.362 for the box model (benchmarks/results/detection).
 DEFAULT_WEIGHTS = POSE_WEIGHTS
 COARSE_PASS = ("auto", "on", "off")
+# Where two passes merge, each keeps candidates from this score (the result is cut at ``conf``
+# after merging: two passes' 0.15 make a noisy-OR 0.28), and a main-pass candidate from this score
+# can call the coarse pass (``coarse_trigger_px``; from 0.01 a 1080p frame's black-border strip did).
+PASS_FLOOR = 0.02
+TRIGGER_MAX_ASPECT = 8.0  # a trigger candidate is at most this many times wider than tall (plates: 2-5)
 BACKENDS = ("auto", "torch", "onnx", "openvino")
 
 
@@ -189,9 +194,10 @@ class DetectorConfig:
     ``coarse_scale`` of the input size and merge the two passes. A plate that fills much of the
     network input (a close camera, a parking gate, a small photo enlarged to ``imgsz``) reaches it
     larger than most training plates and scores low; at half size it looks like them. "auto" runs
-    it only on whole frames the main pass enlarges (input scale >= 1: frames no larger than
-    ``imgsz``), where it is cheap beside the main pass and where close plates are likely; not with
-    a ``roi``, which is there to enlarge far plates. "on": on every frame or region (720p on this
+    it on whole frames the main pass enlarges (input scale >= 1: frames no larger than ``imgsz``),
+    where it is cheap beside the main pass and where close plates are likely, and on larger frames
+    where the main pass saw a wide candidate (``coarse_trigger_px``); not with a ``roi``, which is
+    there to enlarge far plates. "on": on every frame or region (720p on this
     CPU: 12-13 -> 19-21 ms per frame, the half-size pass alone 5 ms).
     Merging: boxes of both passes overlapping by IoU > ``iou`` are one plate, kept with the box of
     the higher score and the score 1 - (1 - s_main)(1 - s_coarse) (noisy-OR): a box both passes
@@ -202,6 +208,14 @@ class DetectorConfig:
     coarse_scale: the coarse pass's fraction of the input size, in (0, 1): 0.5 (of 0.4-0.7, merged
     by NMS: US hold-out AP50 0.961-0.970, 0.966 at 0.5; EU best at 0.5. 0.75 found fewer US plates,
     a third pass at 0.35 cost US AP50);
+    coarse_trigger_px: with "auto", also run the coarse pass on a larger frame whose main pass has
+    a candidate (score >= :data:`PASS_FLOOR`) at least this wide at the network input (None: never):
+    a plate that large scores low there, so a wide weak candidate hints one. 128 px (a fifth of a
+    640 input): on the US hold-out photos (larger than the input: "auto" never ran the pass there)
+    recall / AP50 0.955 / 0.938 -> 1.000 / 0.968, the pass running on 4 of 44 photos (0.979 with
+    it on all); on the EU photos 0.954 / 0.907 -> 0.963 / 0.914; 96-256 px gave the same US figures;
+    synthetic 720p frames with plates 60-180 px wide never call it
+    (benchmarks/results/detection/coarse_pass.md);
     zoom: None (the default: ``imgsz`` decides), or the factor by which each frame (or region) is
     enlarged at the network input: its long side times ``zoom``, rounded up to the stride, instead
     of ``imgsz``. The detector finds real plates reliably from about 30-40 px wide at its input, so
@@ -226,6 +240,7 @@ class DetectorConfig:
     refiner_weights: Path | None = None
     coarse_pass: str = "auto"
     coarse_scale: float = 0.5
+    coarse_trigger_px: int | None = 128
     zoom: float | None = None
 
 
@@ -347,13 +362,16 @@ class PlateDetector:
         return torch.from_numpy(x).to(self.config.device), [s[0] for s in sizes]
 
     @torch.inference_mode()
-    def _detect_batch(self, images: Sequence[np.ndarray], factor: float = 1.0) -> list[list[Detection]]:
+    def _detect_batch(self, images: Sequence[np.ndarray], factor: float = 1.0, conf: float | None = None
+                      ) -> list[list[Detection]]:
+        """One forward pass; detections from score ``conf`` (None: the configured one)."""
         from ultralytics.utils.nms import non_max_suppression
 
         x, ratios = self._letterbox(images, factor)
         preds = self._forward(x)
         nc = len(self.info["names"])
-        out = non_max_suppression(preds, self.config.conf, self.config.iou, max_det=self.config.max_det, nc=nc)
+        conf = self.config.conf if conf is None else conf
+        out = non_max_suppression(preds, conf, self.config.iou, max_det=self.config.max_det, nc=nc)
         results = []
         for im, r, det in zip(images, ratios, out):
             h, w = im.shape[:2]
@@ -401,16 +419,31 @@ class PlateDetector:
 
     def _detect_batched(self, images: Sequence[np.ndarray], mode: str) -> list[list[Detection]]:
         """The main pass on every image and the coarse pass (``mode``: see ``coarse_pass``) where due."""
-        found = self._detect_pass(images)
-        wanted = [i for i, im in enumerate(images)
-                  if mode == "on" or (mode == "auto" and self._input_size(im)[0] >= 1.0)]
+        if mode == "off":
+            return self._detect_pass(images)
+        # Greedy NMS keeps a box by the higher-scoring boxes alone, so cutting at ``conf`` after it
+        # gives what NMS at ``conf`` gives; the weaker candidates serve the merge and the trigger.
+        floor = min(self.config.conf, PASS_FLOOR)
+        found = self._detect_pass(images, conf=floor)
+        wanted = [i for i, (im, dets) in enumerate(zip(images, found)) if mode == "on" or self._coarse_due(im, dets)]
         if wanted:
-            coarse = self._detect_pass([images[i] for i in wanted], self.config.coarse_scale)
+            coarse = self._detect_pass([images[i] for i in wanted], self.config.coarse_scale, conf=floor)
             for i, extra in zip(wanted, coarse):
                 found[i] = self._merge(found[i], extra)
-        return found
+        return [[d for d in dets if d.score >= self.config.conf] for dets in found]
 
-    def _detect_pass(self, images: Sequence[np.ndarray], factor: float = 1.0) -> list[list[Detection]]:
+    def _coarse_due(self, image: np.ndarray, main: list[Detection]) -> bool:
+        """Whether "auto" runs the coarse pass on ``image``, given its main pass's candidates: when
+        the main pass enlarges it, or when a candidate is ``coarse_trigger_px`` wide at the input."""
+        scale = self._input_size(image)[0]
+        if scale >= 1.0:
+            return True
+        px = self.config.coarse_trigger_px
+        return px is not None and any(d.score >= PASS_FLOOR and (d.box[2] - d.box[0]) * scale >= px
+                                      and d.box[2] - d.box[0] <= TRIGGER_MAX_ASPECT * (d.box[3] - d.box[1]) for d in main)
+
+    def _detect_pass(self, images: Sequence[np.ndarray], factor: float = 1.0, conf: float | None = None
+                     ) -> list[list[Detection]]:
         # Frames batched by input shape: a frame's detections do not depend on the frames (of
         # other streams) beside it (padding to another's shape moved boxes by up to 1.5 px).
         results: list[list[Detection] | None] = [None] * len(images)
@@ -420,7 +453,7 @@ class PlateDetector:
         largest = max((h * w for h, w in shapes), default=1)
         batch_size = min(self.config.batch_size, max(1, MAX_BATCH_PIXELS // largest))
         for idx in shape_batches(shapes, batch_size):
-            for i, found in zip(idx, self._detect_batch([images[i] for i in idx], factor)):
+            for i, found in zip(idx, self._detect_batch([images[i] for i in idx], factor, conf)):
                 results[i] = found
         return results  # type: ignore[return-value]
 
