@@ -269,6 +269,8 @@ class PlateDetector:
             raise ValueError(f"unknown coarse_pass {config.coarse_pass!r}; expected one of {COARSE_PASS}")
         if not 0.0 < config.coarse_scale < 1.0:
             raise ValueError(f"coarse_scale must lie between 0 and 1, got {config.coarse_scale}")
+        if config.coarse_trigger_px is not None and config.coarse_trigger_px <= 0:
+            raise ValueError(f"coarse_trigger_px must be positive or None, got {config.coarse_trigger_px}")
         if config.zoom is not None and not (0.0 < config.zoom <= 8.0 and config.imgsz is None):
             raise ValueError(f"zoom must lie in (0, 8] and exclude imgsz, got zoom={config.zoom} imgsz={config.imgsz}")
         self.config = config
@@ -438,9 +440,14 @@ class PlateDetector:
         scale = self._input_size(image)[0]
         if scale >= 1.0:
             return True
-        px = self.config.coarse_trigger_px
-        return px is not None and any(d.score >= PASS_FLOOR and (d.box[2] - d.box[0]) * scale >= px
-                                      and d.box[2] - d.box[0] <= TRIGGER_MAX_ASPECT * (d.box[3] - d.box[1]) for d in main)
+        if self.config.coarse_trigger_px is None:
+            return False
+        for d in main:
+            width, height = d.box[2] - d.box[0], d.box[3] - d.box[1]
+            if (d.score >= PASS_FLOOR and width * scale >= self.config.coarse_trigger_px
+                    and width <= TRIGGER_MAX_ASPECT * height):
+                return True
+        return False
 
     def _detect_pass(self, images: Sequence[np.ndarray], factor: float = 1.0, conf: float | None = None
                      ) -> list[list[Detection]]:

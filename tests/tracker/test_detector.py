@@ -228,7 +228,7 @@ def test_coarse_pass_adds_a_half_size_search_and_merges(detector, clip_3s):
         PlateDetector(config=DetectorConfig(coarse_pass="sometimes"))
 
 
-def test_coarse_pass_auto_searches_only_frames_the_main_pass_enlarges(detector, monkeypatch):
+def test_coarse_pass_auto_searches_frames_the_main_pass_enlarges(detector, monkeypatch):
     """auto: a frame no larger than the input size (scale >= 1) gets the half-size pass too; a
     larger one (720p at imgsz 640) without a wide candidate (next test) does not, so the default
     costs nothing more there."""
@@ -280,6 +280,8 @@ def test_coarse_pass_auto_also_runs_where_the_main_pass_sees_a_wide_candidate(de
     factors.clear()
     PlateDetector(config=DetectorConfig(imgsz=640, refine_corners=False, coarse_trigger_px=None)).detect([close])
     assert factors == [1.0]
+    with pytest.raises(ValueError, match="coarse_trigger_px"):
+        PlateDetector(config=DetectorConfig(coarse_trigger_px=0))
 
 
 def test_zoom_enlarges_each_frame_and_keeps_the_coarse_pass_at_its_own_size(detector, monkeypatch):
@@ -293,7 +295,8 @@ def test_zoom_enlarges_each_frame_and_keeps_the_coarse_pass_at_its_own_size(dete
     calls = []
     real = PlateDetector._detect_pass
     monkeypatch.setattr(PlateDetector, "_detect_pass",
-                        lambda self, images, factor=1.0, conf=None: calls.append(factor) or real(self, images, factor, conf))
+                        lambda self, images, factor=1.0, conf=None: calls.append(factor)
+                        or real(self, images, factor, conf))
     det.detect([np.zeros((270, 480, 3), np.uint8)])
     assert calls == [1.0, 0.5]
     region = PlateDetector(config=DetectorConfig(zoom=2.0, roi=(0, 0, 480, 270), refine_corners=False))
