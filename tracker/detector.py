@@ -203,7 +203,7 @@ class DetectorConfig:
     the higher score and the score 1 - (1 - s_main)(1 - s_coarse) (noisy-OR): a box both passes
     see is likelier a plate than one only one pass sees. On the real photos
     (benchmarks/results/detection/coarse_pass.md) the coarse pass on every photo took EU recall /
-    AP50 from 0.824 / 0.806 to 0.963 / 0.920 (auto: 0.954 / 0.907) and the US hold-out's from
+    AP50 from 0.824 / 0.806 to 0.963 / 0.920 (auto: 0.963 / 0.914) and the US hold-out's from
     0.955 / 0.938 to 1.0 / 0.979 (merged by the higher score alone: 0.944 / 0.860, 1.0 / 0.966);
     coarse_scale: the coarse pass's fraction of the input size, in (0, 1): 0.5 (of 0.4-0.7, merged
     by NMS: US hold-out AP50 0.961-0.970, 0.966 at 0.5; EU best at 0.5. 0.75 found fewer US plates,
