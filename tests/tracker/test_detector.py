@@ -276,7 +276,12 @@ def test_coarse_pass_auto_also_runs_where_the_main_pass_sees_a_wide_candidate(de
     assert found and min(d.score for d in found) >= auto.config.conf
     assert max(d.box[2] - d.box[0] for d in found) * 0.5 >= 128  # the plate, at the input
     factors.clear()
-    assert auto.detect([far])[0] and factors == [1.0]
+    one_pass = auto.detect([far])[0]
+    assert one_pass and factors == [1.0]
+    # without the coarse pass, candidates kept from PASS_FLOOR and cut at conf afterwards give
+    # what a single pass at conf gives
+    off = PlateDetector(config=DetectorConfig(imgsz=640, refine_corners=False, coarse_pass="off")).detect([far])[0]
+    assert [(d.box.tolist(), d.score) for d in one_pass] == [(d.box.tolist(), d.score) for d in off]
     factors.clear()
     PlateDetector(config=DetectorConfig(imgsz=640, refine_corners=False, coarse_trigger_px=None)).detect([close])
     assert factors == [1.0]
