@@ -282,8 +282,9 @@ class PlateDetector:
         if self.backend == "onnx":
             self._session = cpu_session(self._export, torch.get_num_threads(), "detector", DetectorWeightsError)
         elif self.backend == "openvino":
+            # A stream's inputs come in a few shapes: static compiles run them faster.
             self._session = cpu_openvino(self._export, torch.get_num_threads(), "detector", DetectorWeightsError,
-                                         config.precision)
+                                         config.precision, static_shapes=True)
             self.precision = self._session.precision
         self.refiner = None
         if config.refine_corners:

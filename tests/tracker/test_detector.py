@@ -412,6 +412,23 @@ def test_openvino_backend_matches_onnx_runtime(tmp_path, clip_3s):
                 assert np.abs(da.corners - db.corners).max() < box_tol
 
 
+def test_openvino_static_shapes_compile_per_shape_and_match_the_dynamic_graph(tmp_path):
+    """static_shapes (the detector's OpenVINO session): one compile per input shape, the latest
+    max_shapes kept, the same outputs as the dynamic-shape graph (f32)."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed")
+    from tracker.weights_file import OpenVINOSession
+
+    path = PlateDetector(POSE_WEIGHTS, DetectorConfig(backend="onnx", cache_dir=tmp_path, refine_corners=False))._export()
+    dynamic = OpenVINOSession(path, 2, "f32")
+    static = OpenVINOSession(path, 2, "f32", static_shapes=True, max_shapes=2)
+    rng = np.random.default_rng(0)
+    for shape in ((1, 3, 192, 320), (2, 3, 192, 320), (1, 3, 384, 640), (1, 3, 192, 320)):
+        x = rng.random(shape, dtype=np.float32)
+        np.testing.assert_allclose(static.run(None, {"images": x})[0], dynamic.run(None, {"images": x})[0],
+                                   rtol=1e-4, atol=1e-3)
+    assert list(static._static) == [(("images", (1, 3, 384, 640)),), (("images", (1, 3, 192, 320)),)]
+
+
 def test_openvino_reexports_a_corrupt_cached_graph(tmp_path, clip_3s):
     pytest.importorskip("openvino", reason="OpenVINO is not installed")
     from stream.source import read_frames
