@@ -135,9 +135,9 @@ class OpenVINOSession:
     ``max_shapes`` latest kept) instead of running the dynamic-shape graph: the detector at
     640x384 on 2 cores, 8.7-10.9 -> 7.4-9.6 ms per call (interleaved, this AMD EPYC); worth it
     where the shapes are few (a stream's frame size, the coarse pass, the batch sizes), not for
-    inputs of ever-changing size. Each kept shape holds its own buffers: 27-97 MB for the
-    detector from a 640x384 to a 3840x2176 input. Calls are serialised (one infer request per
-    shape)."""
+    inputs of ever-changing size. A shape's first call compiles it (0.3-0.5 s for the detector on
+    2 busy cores), and each kept shape holds its own buffers: 27-97 MB for the detector from a
+    640x384 to a 3840x2176 input. Calls are serialised (one infer request per shape)."""
 
     def __init__(self, path: Path, threads: int, precision: str = "auto", static_shapes: bool = False,
                  max_shapes: int = 8) -> None:
