@@ -27,6 +27,7 @@ Greedy matching by descending score, one ground truth per detection, as in COCO.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -660,26 +661,23 @@ def evaluate_model(weights: Path | None, args, tmp: Path) -> tuple[dict, dict, s
                 rows[name.format(f"real photos, {label}")] = evaluate_photos(variant, folder, conf=args.conf,
                                                                              files=files)
         # The photos hold no plate under 40 px: the same plates shrunk into 1080p frames, at this
-        # input size and at each of --shrunk-imgsz (960: what imgsz auto gives 1080p).
-        for imgsz in dict.fromkeys([args.imgsz] + [int(v) for v in args.shrunk_imgsz.split(",") if v]):
-            det = detector if imgsz == args.imgsz else PlateDetector(weights, replace(config, imgsz=imgsz))
+        # input size, at each of --shrunk-imgsz (960: what imgsz auto gives 1080p) and enlarged by
+        # each of --shrunk-zoom (DetectorConfig.zoom: the detector finds real plates from about
+        # 30-40 px at its input).
+        sized = ((f"imgsz {v}", detector if v == args.imgsz else PlateDetector(weights, replace(config, imgsz=v)))
+                 for v in dict.fromkeys([args.imgsz] + [int(v) for v in args.shrunk_imgsz.split(",") if v]))
+        zoomed = [(f"zoom {z:g}", PlateDetector(weights, replace(config, imgsz=None, zoom=z))) for z in args.shrunk_zoom]
+        for label, det in itertools.chain(sized, zoomed):  # sized ones built one at a time
             for name, folder, files in sets:
                 if folder.is_dir():
-                    rows[name.format(f"{SHRUNK_MARK}imgsz {imgsz}")] = evaluate_shrunk(det, folder, conf=args.conf,
-                                                                                       files=files)
-        # Enlarged (DetectorConfig.zoom): the detector finds real plates from about 30-40 px at its input.
-        zoomed = {zoom: PlateDetector(weights, replace(config, imgsz=None, zoom=zoom)) for zoom in args.shrunk_zoom}
-        for zoom, det in zoomed.items():
-            for name, folder, files in sets:
-                if folder.is_dir():
-                    rows[name.format(f"{SHRUNK_MARK}zoom {zoom:g}")] = evaluate_shrunk(det, folder, conf=args.conf,
-                                                                                       files=files)
+                    rows[name.format(f"{SHRUNK_MARK}{label}")] = evaluate_shrunk(det, folder, conf=args.conf,
+                                                                                 files=files)
         if eu.is_dir():
             rows[FOOTAGE_SET] = evaluate_footage(detector, args.data, tmp, conf=args.conf)
             for label, variant in variants.items():
                 rows[f"{FOOTAGE_SET}, {label}"] = evaluate_footage(variant, args.data, tmp, conf=args.conf)
-            for zoom, det in zoomed.items():
-                rows[f"{FOOTAGE_SET}, zoom {zoom:g}"] = evaluate_footage(det, args.data, tmp, conf=args.conf)
+            for label, det in zoomed:
+                rows[f"{FOOTAGE_SET}, {label}"] = evaluate_footage(det, args.data, tmp, conf=args.conf)
     n = 1 if args.quick else args.clips
     for k in range(n):
         w, h = [(1280, 720), (1920, 1080), (640, 360)][k % 3]

@@ -150,26 +150,27 @@ class OpenVINOSession:
         if precision != "auto":
             self._config["INFERENCE_PRECISION_HINT"] = precision
         self._model = self._core.read_model(str(path))
-        self._compiled = self._core.compile_model(self._model, "CPU", self._config)  # also checks the graph loads
-        self.precision = self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-        self._request = self._compiled.create_infer_request()
-        self._static: OrderedDict[tuple, object] | None = OrderedDict() if static_shapes else None
+        compiled = self._core.compile_model(self._model, "CPU", self._config)  # also checks the graph loads
+        self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        # The dynamic-shape graph's request, or, with static_shapes, one request per shape (latest last).
+        self._request = None if static_shapes else compiled.create_infer_request()
+        self._static: OrderedDict[tuple, object] = OrderedDict()
         self._max_shapes = max_shapes
         self._lock = threading.Lock()
 
     def _request_for(self, feeds: dict[str, np.ndarray]):
-        if self._static is None:
+        if self._request is not None:
             return self._request
         key = tuple((name, x.shape) for name, x in feeds.items())
         request = self._static.get(key)
         if request is None:
             model = self._model.clone()
             model.reshape({name: list(x.shape) for name, x in feeds.items()})
-            request = self._core.compile_model(model, "CPU", self._config).create_infer_request()
-            self._static[key] = request
-            if len(self._static) > self._max_shapes:
-                self._static.popitem(last=False)
-        self._static.move_to_end(key)
+            request = self._static[key] = self._core.compile_model(model, "CPU", self._config).create_infer_request()
+        else:
+            self._static.move_to_end(key)
+        while len(self._static) > self._max_shapes:
+            self._static.popitem(last=False)
         return request
 
     def run(self, output_names, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -228,18 +228,25 @@ def test_coarse_pass_adds_a_half_size_search_and_merges(detector, clip_3s):
         PlateDetector(config=DetectorConfig(coarse_pass="sometimes"))
 
 
-def test_coarse_pass_auto_searches_frames_the_main_pass_enlarges(detector, monkeypatch):
-    """auto: a frame no larger than the input size (scale >= 1) gets the half-size pass too; a
-    larger one (720p at imgsz 640) without a wide candidate (next test) does not, so the default
-    costs nothing more there."""
+@pytest.fixture
+def passes(monkeypatch):
+    """Every PlateDetector._detect_pass call, recorded as (factor, [image (h, w)])."""
     calls = []
     real = PlateDetector._detect_pass
 
-    def spy(self, images, factor=1.0, conf=None):
+    def spy(self, images, factor=1.0, **kwargs):
         calls.append((factor, [im.shape[:2] for im in images]))
-        return real(self, images, factor, conf)
+        return real(self, images, factor, **kwargs)
 
     monkeypatch.setattr(PlateDetector, "_detect_pass", spy)
+    return calls
+
+
+def test_coarse_pass_auto_searches_frames_the_main_pass_enlarges(detector, passes):
+    """auto: a frame no larger than the input size (scale >= 1) gets the half-size pass too; a
+    larger one (720p at imgsz 640) without a wide candidate (next test) does not, so the default
+    costs nothing more there."""
+    calls = passes
     small, large = np.zeros((360, 640, 3), np.uint8), np.zeros((720, 1280, 3), np.uint8)
     auto = PlateDetector(config=DetectorConfig(imgsz=640, refine_corners=False))
     assert auto.config.coarse_pass == "auto"
@@ -253,43 +260,39 @@ def test_coarse_pass_auto_searches_frames_the_main_pass_enlarges(detector, monke
     assert calls == [(1.0, [(360, 640)])]
 
 
-def test_coarse_pass_auto_also_runs_where_the_main_pass_sees_a_wide_candidate(detector, monkeypatch):
+def test_coarse_pass_auto_also_runs_where_the_main_pass_sees_a_wide_candidate(detector, passes):
     """auto on a frame larger than the input: the half-size pass runs when the main pass has a
     candidate at least coarse_trigger_px wide at the input (a close plate), not for far plates;
     coarse_trigger_px=None never. Either way only detections from ``conf`` come back."""
     from train.synth.scenes import SceneConfig, render_scene_frame
 
-    factors = []
-    real = PlateDetector._detect_pass
+    def factors() -> list[float]:
+        out = [f for f, _ in passes]
+        passes.clear()
+        return out
 
-    def spy(self, images, factor=1.0, conf=None):
-        factors.append(factor)
-        return real(self, images, factor, conf)
-
-    monkeypatch.setattr(PlateDetector, "_detect_pass", spy)
     close, _ = render_scene_frame(SceneConfig(width=1280, height=720, n_plates=1, plate_width_px=(420.0, 440.0)), 5, 36)
     far, _ = render_scene_frame(SceneConfig(width=1280, height=720, n_plates=2, plate_width_px=(70.0, 90.0)), 5, 36)
     auto = PlateDetector(config=DetectorConfig(imgsz=640, refine_corners=False))
     assert auto.config.coarse_trigger_px == 128
     found = auto.detect([close])[0]
-    assert factors == [1.0, 0.5]
+    assert factors() == [1.0, 0.5]
     assert found and min(d.score for d in found) >= auto.config.conf
     assert max(d.box[2] - d.box[0] for d in found) * 0.5 >= 128  # the plate, at the input
-    factors.clear()
     one_pass = auto.detect([far])[0]
-    assert one_pass and factors == [1.0]
+    assert one_pass and factors() == [1.0]
     # without the coarse pass, candidates kept from PASS_FLOOR and cut at conf afterwards give
     # what a single pass at conf gives
     off = PlateDetector(config=DetectorConfig(imgsz=640, refine_corners=False, coarse_pass="off")).detect([far])[0]
     assert [(d.box.tolist(), d.score) for d in one_pass] == [(d.box.tolist(), d.score) for d in off]
-    factors.clear()
+    factors()  # the "off" detector's pass
     PlateDetector(config=DetectorConfig(imgsz=640, refine_corners=False, coarse_trigger_px=None)).detect([close])
-    assert factors == [1.0]
+    assert factors() == [1.0]
     with pytest.raises(ValueError, match="coarse_trigger_px"):
         PlateDetector(config=DetectorConfig(coarse_trigger_px=0))
 
 
-def test_zoom_enlarges_each_frame_and_keeps_the_coarse_pass_at_its_own_size(detector, monkeypatch):
+def test_zoom_enlarges_each_frame_and_keeps_the_coarse_pass_at_its_own_size(detector, passes):
     """zoom F: the input's long side is F times the frame's (or region's), rounded up to the
     stride, whatever its size; "auto" adds the half-size pass, which then sees the frame at about
     its own size. zoom excludes imgsz."""
@@ -297,13 +300,8 @@ def test_zoom_enlarges_each_frame_and_keeps_the_coarse_pass_at_its_own_size(dete
     frame = np.zeros((1080, 1920, 3), np.uint8)
     assert det._padded_input(frame) == (2176, 3840) and det._padded_input(frame, 0.5) == (1088, 1920)
     assert det._padded_input(np.zeros((360, 640, 3), np.uint8)) == (736, 1280)
-    calls = []
-    real = PlateDetector._detect_pass
-    monkeypatch.setattr(PlateDetector, "_detect_pass",
-                        lambda self, images, factor=1.0, conf=None: calls.append(factor)
-                        or real(self, images, factor, conf))
     det.detect([np.zeros((270, 480, 3), np.uint8)])
-    assert calls == [1.0, 0.5]
+    assert [f for f, _ in passes] == [1.0, 0.5]
     region = PlateDetector(config=DetectorConfig(zoom=2.0, roi=(0, 0, 480, 270), refine_corners=False))
     assert region._padded_input(frame[:270, :480]) == (544, 960)
     for bad in ({"zoom": 0.0}, {"zoom": 9.0}, {"zoom": 2.0, "imgsz": 640}):
