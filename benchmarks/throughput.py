@@ -103,14 +103,20 @@ def encoder_table(path: Path, settings=ENCODER_SETTINGS, max_frames: int = 150) 
     return rows
 
 
-def time_detector(detector, frames: list[np.ndarray], batch: int) -> float:
+def time_detector(detector, frames: list[np.ndarray], batch: int, repeats: int = 3) -> float:
+    """ms per frame of ``detector.detect`` over ``frames`` in batches of ``batch``: the median of
+    ``repeats`` timed passes after a warm-up pass over all of them (a GPU's first passes over
+    new input shapes pick kernels; OpenVINO compiles each new shape)."""
     from dataclasses import replace
 
     detector.config = replace(detector.config, batch_size=batch)
-    detector.detect(frames[:batch])  # warm-up
-    t = time.perf_counter()
-    detector.detect(frames)
-    return (time.perf_counter() - t) / len(frames) * 1000
+    detector.detect(frames)  # warm-up: every input shape built (OpenVINO compiles, cuDNN picks kernels)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        detector.detect(frames)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)) / len(frames) * 1000
 
 
 def generator_table(batches: tuple[int, ...], repeats: int, size: tuple[int, int] = (32, 96),
@@ -199,7 +205,9 @@ def streams_row(clip: Path, n: int, out_dir: Path, device: str, extra: tuple[str
     return {"streams": n, "processes": len(procs), "workers": workers, "frames_per_stream": per[0][0], "min_stream_fps": round(min(fps), 1),
             "mean_stream_fps": round(sum(fps) / n, 1),
             "total_fps": round(sum(f for f, _ in per) / max(sec for _, sec in per), 1),
-            "wall_s_with_model_load": round(wall, 1)}
+            "wall_s_with_model_load": round(wall, 1),
+            # the source's one warning per input when --hwaccel falls back to software decoding
+            "hwaccel_fallbacks": sum(err.count("hardware decoding") for _, err in outs)}
 
 
 def plot(results: dict, path: Path) -> None:
@@ -212,35 +220,41 @@ def plot(results: dict, path: Path) -> None:
 
     streams = [r for r in results.get("streams", []) if "total_fps" in r]
     encoder = results.get("encoder", [])
-    n_panels = 2 + bool(streams) + bool(encoder)
-    fig, axes = plt.subplots(1, n_panels, figsize=(5.5 * n_panels, 4))
     gen = [r for r in results["generator"] if "crops_per_s" in r]
+    n_panels = bool(gen) + 1 + bool(streams) + bool(encoder)  # a panel only for what was measured
+    fig, axes = plt.subplots(1, n_panels, figsize=(5.5 * n_panels, 4), squeeze=False)
+    panels = iter(axes[0])
+    ax = next(panels) if gen else None
     for key in dict.fromkeys((r["backend"], r["precision"], r["channels_last"]) for r in gen):
         pts = [r for r in gen if (r["backend"], r["precision"], r["channels_last"]) == key]
         label = f"{key[0]} {key[1]}" + (" CL" if key[2] else "")
-        axes[0].plot([r["batch"] for r in pts], [r["crops_per_s"] for r in pts], marker="o", label=label)
-    axes[0].set(xscale="log", yscale="log", xlabel="batch (crops of 32x96)", ylabel="crops / s", title="generator x4")
+        ax.plot([r["batch"] for r in pts], [r["crops_per_s"] for r in pts], marker="o", label=label)
     if gen:
-        axes[0].legend(fontsize=8)
+        ax.set(xscale="log", yscale="log", xlabel="batch (crops of 32x96)", ylabel="crops / s", title="generator x4")
+        ax.legend(fontsize=8)
+    ax = next(panels)
     vids = results["videos"]
     keys = [k for k in (vids[0] if vids else {}) if k.startswith("end_to_end_fps") or k == "naive_fps"]
     width = 0.8 / max(1, len(keys))
     for i, k in enumerate(keys):
-        axes[1].bar([j + i * width for j in range(len(vids))], [v.get(k, 0) for v in vids], width=width,
-                    label=k.replace("end_to_end_fps_", "").replace("_", " "))
-    axes[1].set_xticks([j + 0.4 - width / 2 for j in range(len(vids))], [v["size"] for v in vids])
-    axes[1].set(ylabel="frames / s", title="end to end (decode → encode)")
+        ax.bar([j + i * width for j in range(len(vids))], [v.get(k, 0) for v in vids], width=width,
+               label=k.replace("end_to_end_fps_", "").replace("_", " "))
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(vids))], [v["size"] for v in vids])
+    ax.set(ylabel="frames / s", title="end to end (decode → encode)")
     if keys:
-        axes[1].legend(fontsize=8)
+        ax.legend(fontsize=8)
     if streams:
+        ax = next(panels)
         xs = [f"{r['streams']}" + (f"/{r['processes']}p" if r.get("processes", 1) > 1 else "")
-              + (f"/{r['workers']}w" if r.get("workers") else "") for r in streams]
-        axes[2].bar(xs, [r["total_fps"] for r in streams], label="total")
-        axes[2].plot(xs, [r["min_stream_fps"] for r in streams], "ko-", label="slowest stream")
-        axes[2].set(xlabel=f"streams ({streams[0]['size']})", ylabel="frames / s", title="several streams, one process")
-        axes[2].legend(fontsize=8)
+              + (f"/{r['workers']}w" if r.get("workers") else "")
+              + (f"/e{r['detect_every']}" if r.get("detect_every", 1) > 1 else "") for r in streams]
+        ax.bar(xs, [r["total_fps"] for r in streams], label="total")
+        ax.plot(xs, [r["min_stream_fps"] for r in streams], "ko-", label="slowest stream")
+        ax.set(xlabel=f"streams ({streams[0]['size']})", ylabel="frames / s",
+               title="several streams (p: processes, w: workers, e: detect every)")
+        ax.legend(fontsize=8)
     if encoder:
-        ax = axes[-1]
+        ax = next(panels)
         for r in encoder:
             label = r["preset"] + (f" + {r['x264_params']}" if r["x264_params"] else "") + (" (default)" if r["default"] else "")
             ax.scatter(r["cpu_ms_per_frame"], r["kib"] / 1024, s=60 if r["default"] else 30, zorder=3)
@@ -277,6 +291,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, nargs="+", default=[0],
                    help="run each --streams count with enhance-video --workers W (pipelines in W worker processes, "
                         "models in one; one row per value; 0: threads of one process)")
+    p.add_argument("--streams-detect-every", type=int, nargs="+", default=[1], metavar="N",
+                   help="run each --streams count with enhance-video --detect-every N (one row per value)")
     p.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive baseline")
     p.add_argument("--no-video-rows", dest="video_rows", action="store_false",
                    help="skip the end-to-end runs without the annotated video (enhance-video --no-video)")
@@ -347,13 +363,15 @@ def main(argv: list[str] | None = None) -> None:
         if clip is not None and args.encoder:
             results["encoder"] = [{"size": results["videos"][-1]["size"], **r} for r in encoder_table(clip.video_path)]
             write_report(results, args.out)
-        for n, procs, workers in [(n, k, w) for n in (args.streams if clip is not None else []) for k in args.processes
-                                  for w in args.workers if k <= n]:
-            row = {"size": results["videos"][-1]["size"],
-                   **streams_row(clip.video_path, n, Path(tmp) / f"streams{n}_{procs}_{workers}", args.device,
+        for n, procs, workers, every in [(n, k, w, e) for n in (args.streams if clip is not None else [])
+                                         for k in args.processes for w in args.workers for e in args.streams_detect_every
+                                         if k <= n]:
+            row = {"size": results["videos"][-1]["size"], "detect_every": every,
+                   **streams_row(clip.video_path, n, Path(tmp) / f"streams{n}_{procs}_{workers}_{every}", args.device,
                                  ("--backend", args.sr_backend, "--precision", args.sr_precision,
                                   "--detector-backend", args.detector_backend,
                                   *(("--zoom", str(args.zoom)) if args.zoom else ("--imgsz", str(args.imgsz or "auto"))),
+                                  "--detect-every", str(every),
                                   *(("--no-video",) if args.streams_no_video else ()),
                                   *(("--hwaccel", args.streams_hwaccel) if args.streams_hwaccel else ())),
                                  processes=procs, workers=workers)}
@@ -396,15 +414,16 @@ def write_report(results: dict, out: Path) -> None:
                   f"{', --hwaccel ' + results['streams_hwaccel'] if results.get('streams_hwaccel') else ''}"
                   "; P processes share them out, "
                   "each with its pipelines in W worker processes when W > 0):", "",
-                  "| video | streams | processes | workers | slowest stream fps | mean stream fps | total fps |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| video | streams | processes | workers | detect every | slowest stream fps | mean stream fps "
+                  "| total fps |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in results["streams"]:
             if "error" in r:
                 lines.append(f"| {r['size']} | {r['streams']} | {r.get('processes', 1)} | {r.get('workers', 0)} "
-                             f"| failed: {r['error']} | | |")
+                             f"| {r.get('detect_every', 1)} | failed: {r['error']} | | |")
             else:
                 lines.append(f"| {r['size']} | {r['streams']} | {r.get('processes', 1)} | {r.get('workers', 0)} "
-                             f"| {r['min_stream_fps']} | "
+                             f"| {r.get('detect_every', 1)} | {r['min_stream_fps']} | "
                              f"{r['mean_stream_fps']} | {r['total_fps']} |")
     (out / "throughput.md").write_text("\n".join(lines) + "\n")
     plot(results, out / "throughput.png")

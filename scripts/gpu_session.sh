@@ -9,7 +9,7 @@
 # filterpy); the US photos travel shrunk to 640 px (their labels rescaled) in .dev/us with the
 # hold-out's label files only, so train.detector's fixed split is the usual one and no hold-out
 # image is there at all. Everything lands in $OUT; results are committed from there.
-# Knobs (for a dry run on a CPU): SKIP_DETECTOR, SKIP_THROUGHPUT, SKIP_STREAMS, DEVICE, N_SYN, HOURS, BATCH, WORKERS, GEN_WORKERS,
+# Knobs (for a dry run on a CPU): SKIP_DETECTOR, SKIP_THROUGHPUT, SKIP_STREAMS, STREAMS_WORKERS, STREAMS_EVERY, DEVICE, N_SYN, HOURS, BATCH, WORKERS, GEN_WORKERS,
 # IMGSZ, US_SHRUNK (real train-split plates shrunk into 1080p frames, K copies), US_ZOOM (K close-ups of
 # each train-split photo; a CPU trial: benchmarks/results/detection/zoom_trial.md), TP_ARGS,
 # STYLES (synthetic plate styles, e.g. "latin latin_eu latin_eu ccpd_blue"; a CPU trial of that one made
@@ -40,7 +40,7 @@ if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
 fi
 # The Chinese plate glyphs: a subset of WenQuanYi Micro Hei (fontTools) travels in .dev when the
 # image has no fonts-wqy-microhei.
-[ -f .dev/wqy-microhei-plates.ttf ] && export LICENSE_ENHANCER_CJK_FONT=$PWD/.dev/wqy-microhei-plates.ttf
+for f in .dev/wqy-microhei-plates.ttf .devfont/wqy-microhei-plates.ttf; do [ -f "$f" ] && export LICENSE_ENHANCER_CJK_FONT=$PWD/$f; done
 export YOLO_OFFLINE=1 YOLO_CONFIG_DIR=${YOLO_CONFIG_DIR:-/tmp/ycfg} PYTHONUNBUFFERED=1
 mkdir -p "$YOLO_CONFIG_DIR/Ultralytics"
 [ -f "$YOLO_CONFIG_DIR/Ultralytics/Arial.ttf" ] || cp "$(python3 -c 'import matplotlib, os; print(os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data/fonts/ttf/DejaVuSans.ttf"))')" "$YOLO_CONFIG_DIR/Ultralytics/Arial.ttf"
@@ -64,8 +64,8 @@ stamp "throughput done (exit $?)"
 
 # 3. 16 1080p streams without the annotated video (H100 / H200 have no NVENC: x264 encoding of 16
 #    1080p outputs alone needs more than 16 cores), pipelines on threads vs worker processes, with
-#    NVDEC decoding; SKIP_STREAMS=1 to leave out
+#    NVDEC decoding, the detector on every frame and on every 3rd; SKIP_STREAMS=1 to leave out
 [ "${SKIP_STREAMS:-0}" = 1 ] || python3 -m benchmarks.throughput --out "$OUT/throughput_streams" --device cuda --batches \
-  --sizes 1920x1080 --seconds 6 --no-naive --no-video-rows --no-encoder --streams 16 --workers 0 8 16 \
-  --streams-no-video --streams-hwaccel cuda --sr-backend eager --sr-precision fp16 > "$LOGS/streams.log" 2>&1
+  --sizes 1920x1080 --seconds 6 --no-naive --no-video-rows --no-encoder --streams 16 --workers ${STREAMS_WORKERS:-16 8 0} \
+  --streams-detect-every ${STREAMS_EVERY:-1 3} --streams-no-video --streams-hwaccel cuda --sr-backend eager --sr-precision fp16 > "$LOGS/streams.log" 2>&1
 stamp "streams done (exit $?)"

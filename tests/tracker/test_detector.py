@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from benchmarks.detection import evaluate_clip
 from tracker.detector import DEFAULT_WEIGHTS, DetectorConfig, DetectorWeightsError, PlateDetector, load_detector_model
@@ -26,6 +27,45 @@ def test_batches_frames_of_different_sizes(detector):
     frames = [np.zeros((360, 640, 3), np.uint8), np.zeros((720, 1280, 3), np.uint8), np.zeros((100, 90, 3), np.uint8)]
     out = detector.detect(frames)
     assert len(out) == 3 and all(isinstance(d, list) for d in out)
+
+
+@pytest.mark.parametrize("width, height, max_levels", [(1920, 1080, 0.51), (1280, 720, 0.51), (320, 240, 1.0),
+                                                    (1000, 700, None)])
+def test_letterbox_on_the_device_matches_the_cpu_letterbox(detector, monkeypatch, width, height, max_levels):
+    # The GPU path, run here on the CPU: the same network input and the same plates.
+    from train.synth.scenes import SceneConfig, render_scene_frame
+
+    frame, _ = render_scene_frame(SceneConfig(width=width, height=height, n_plates=3), 1, 5)
+    x_cpu, ratios = detector._letterbox([frame])
+    x_dev = detector._letterbox_on_device([frame], [detector._input_size(frame)], *detector._padded_input(frame))
+    assert x_dev.shape == x_cpu.shape and x_dev.dtype == x_cpu.dtype
+    grey_levels = (x_dev - x_cpu).abs() * 255
+    if max_levels is not None:  # halving or doubling: equal but for OpenCV's uint8 rounding (fixed-point weights)
+        assert float(grey_levels.max()) <= max_levels
+    else:  # area averaging by a fractional factor: the two spread a cut pixel differently
+        assert float(grey_levels.mean()) < 2.0
+    on_cpu = detector.detect([frame])[0]
+    monkeypatch.setattr(detector, "_letterbox", lambda images, factor=1.0: (
+        detector._letterbox_on_device(images, [detector._input_size(im, factor) for im in images],
+                                      *detector._padded_input(images[0], factor)),
+        [detector._input_size(im, factor)[0] for im in images]))
+    on_device = detector.detect([frame])[0]
+    assert len(on_device) == len(on_cpu) >= 1
+    for a, b in zip(on_cpu, on_device):
+        assert np.abs(a.box - b.box).max() < 4.0 and abs(a.score - b.score) < 0.02
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the detector's on-device letterbox)")
+def test_detector_on_a_gpu_finds_what_it_finds_on_the_cpu(clip_3s):
+    from stream.source import read_frames
+
+    frames = read_frames(clip_3s.video_path)[:8]
+    on_cpu = PlateDetector(config=DetectorConfig(backend="torch")).detect(frames)
+    on_gpu = PlateDetector(config=DetectorConfig(device="cuda")).detect(frames)
+    for a, b in zip(on_cpu, on_gpu):
+        assert len(a) == len(b)
+        for p, q in zip(a, b):
+            assert np.abs(p.box - q.box).max() < 4.0 and abs(p.score - q.score) < 0.02
 
 
 def test_shape_batches_groups_equal_keys_in_chunks():
