@@ -370,10 +370,11 @@ class PlateDetector:
     def _letterbox_on_device(self, images: Sequence[np.ndarray], sizes: Sequence[tuple[float, int, int]],
                              hp: int, wp: int) -> torch.Tensor:
         """:meth:`_letterbox` on the model's device (a GPU): the uint8 frames go up (a quarter of the
-        float bytes) and are resized there, so that the one process serving many streams does not
-        spend a CPU core per ~100 1080p frames/s on resizing. Area averaging as on the CPU (equal
-        for the whole-number factors of 1080p at 960 and 720p at 640; within a few grey levels
-        otherwise: tests/tracker/test_detector.py)."""
+        float bytes) and are resized there, which the one process serving many streams' detector
+        calls needs: 1.3 instead of 3.4 ms per 1080p frame on an H200 host
+        (benchmarks/results/throughput_streams_gpu). Area averaging as on the CPU: equal for the
+        whole-number factors of 1080p at 960 and 720p at 640, within 2 grey levels on average
+        otherwise (tests/tracker/test_detector.py)."""
         import torch.nn.functional as F
 
         x = torch.full((len(images), 3, hp, wp), 114 / 255, dtype=torch.float32, device=self.config.device)
