@@ -9,7 +9,7 @@
 # filterpy); the US photos travel shrunk to 640 px (their labels rescaled) in .dev/us with the
 # hold-out's label files only, so train.detector's fixed split is the usual one and no hold-out
 # image is there at all. Everything lands in $OUT; results are committed from there.
-# Knobs (for a dry run on a CPU): SKIP_DETECTOR, SKIP_THROUGHPUT, SKIP_STREAMS, STREAMS_WORKERS, STREAMS_EVERY, DEVICE, N_SYN, HOURS, BATCH, WORKERS, GEN_WORKERS,
+# Knobs (for a dry run on a CPU): SKIP_AB, SKIP_DETECTOR, SKIP_THROUGHPUT, SKIP_STREAMS, STREAMS_WORKERS, STREAMS_EVERY, DEVICE, N_SYN, HOURS, BATCH, WORKERS, GEN_WORKERS,
 # IMGSZ, US_SHRUNK (real train-split plates shrunk into 1080p frames, K copies), US_ZOOM (K close-ups of
 # each train-split photo; a CPU trial: benchmarks/results/detection/zoom_trial.md), TP_ARGS,
 # STYLES (synthetic plate styles, e.g. "latin latin_eu latin_eu ccpd_blue"; a CPU trial of that one made
@@ -49,6 +49,10 @@ mkdir -p "$YOLO_CONFIG_DIR/Ultralytics"
 mount -o remount,size=16G /dev/shm 2>/dev/null; df -h /dev/shm >> "$LOGS/nvidia-smi.txt" 2>&1; nproc >> "$LOGS/nvidia-smi.txt"
 python3 -c "import torch, cv2, ultralytics; print('torch', torch.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name(0), 'cv2', cv2.__version__, 'ultralytics', ultralytics.__version__)" 2>&1 | tee "$LOGS/versions.txt"
 stamp "set up"
+
+# 0. the detector's batch / NMS A/B (about a minute; benchmarks/results/throughput_streams_gpu); SKIP_AB=1 to leave out
+[ "${SKIP_AB:-0}" = 1 ] || PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" python3 scripts/detector_batch_nms_ab.py cuda > "$LOGS/detector_batch_nms_ab.txt" 2>&1
+stamp "detector A/B done (exit $?)"
 
 # 1. detector (GPU + most cores); SKIP_DETECTOR=1 for the benchmark alone
 [ "${SKIP_DETECTOR:-0}" = 1 ] || python3 -m train.detector --synthetic "$N_SYN" --data-workers "$GEN_WORKERS" --us .dev/us --us-repeat 3 --us-shrunk "$US_SHRUNK" --us-zoom "$US_ZOOM" \
