@@ -175,7 +175,7 @@ def naive_pipeline(device: str):
     detector = PlateDetector(config=DetectorConfig(device=device, backend="torch", batch_size=1))
     enhancer = PlateEnhancer(config=EnhancerConfig(device=device, backend="eager", batch_size=1))
     return EnhancePipeline(detector, enhancer, PipelineConfig(detect_batch=1, sr_interval_s=0.0,
-                                                              background_encode=False))
+                                                              background_encode=False, detect_ahead=False))
 
 
 def streams_row(clip: Path, n: int, out_dir: Path, device: str, extra: tuple[str, ...] = (),

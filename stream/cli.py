@@ -331,7 +331,8 @@ def _pipeline(args: argparse.Namespace, models, live: bool, reader=None):
         preset=args.preset, x264_params=args.x264_params,
         detect_batch=1 if live else 4, sr_interval_s=args.sr_interval,  # live: no waiting to fill a batch
         fuse_k=fusion.config.k if fusion is not None else 0, rectify=not args.no_rectify,
-        video=not args.no_video, read_from=args.read_from), reader=reader,
+        video=not args.no_video, read_from=args.read_from,
+        detect_ahead=not live), reader=reader,  # live: no frame of added latency
         fusion=fusion)
 
 

@@ -37,6 +37,7 @@ import os
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -95,7 +96,11 @@ class PipelineConfig:
     read_from: which images of a due plate the OCR reads, ``"both"`` (enhanced and bicubic ×4, one
     vote over all: twice the OCR work), ``"enhanced"``, ``"bicubic"`` or ``"auto"``: both where reads
     run inline (files), bicubic where they run in the background (live streams: twice the OCR work
-    there means dropped reads on a small CPU); without SR always bicubic."""
+    there means dropped reads on a small CPU); without SR always bicubic;
+    detect_ahead: run the detector on the next chunk of frames (on its own thread) while this one's
+    frames are tracked, enhanced, drawn and encoded: the same outputs, one chunk more of latency
+    (1080p on 2 CPU cores: +11 % fps with ``detect_every`` 3, level with 1; enhance-video uses it
+    for files)."""
 
     detect_every: int = 1
     detect_batch: int = 4
@@ -116,6 +121,7 @@ class PipelineConfig:
     rectify_margin: float = 0.08
     video: bool = True
     read_from: str = "auto"
+    detect_ahead: bool = True
 
 
 class _NoVideo:
@@ -284,12 +290,33 @@ class EnhancePipeline:
                              seconds=time.perf_counter() - t_start,
                              tracks=sorted(summaries.values(), key=lambda s: s.track_id))
 
-        def flush_chunk() -> None:
-            nonlocal frames_done, last_report
+        ahead = ThreadPoolExecutor(1, thread_name_prefix="detect-ahead") if self.config.detect_ahead else None
+        pending: list[tuple[list[Frame], Future]] = []  # a chunk whose detections are being computed
+
+        def detect_chunk(frames: list[Frame]) -> dict[int, list]:
             every = max(1, self.config.detect_every)
-            to_detect = [f for f in chunk if f.index % every == 0]
-            found = dict(zip((f.index for f in to_detect), self.detector.detect([f.image for f in to_detect])))
-            for frame in chunk:
+            to_detect = [f for f in frames if f.index % every == 0]
+            return dict(zip((f.index for f in to_detect), self.detector.detect([f.image for f in to_detect])))
+
+        def flush_chunk() -> None:
+            """Detect ``chunk`` and finish its frames, or with ``detect_ahead`` start detecting it and
+            finish the chunk before it."""
+            frames = list(chunk)
+            chunk.clear()
+            if ahead is None:
+                finish_chunk(frames, detect_chunk(frames))
+                return
+            pending.append((frames, ahead.submit(detect_chunk, frames)))
+            if len(pending) > 1:
+                finish_pending()
+
+        def finish_pending() -> None:
+            frames, future = pending.pop(0)
+            finish_chunk(frames, future.result())
+
+        def finish_chunk(frames: list[Frame], found: dict[int, list]) -> None:
+            nonlocal frames_done, last_report
+            for frame in frames:
                 tracks = tracker.update(found.get(frame.index), frame.pts_s)
                 for tr in tracks:
                     tr.track_id += id_offset
@@ -298,7 +325,6 @@ class EnhancePipeline:
                 sink.write(image, frame.pts_s)
                 frames_done += 1
                 bar.update(1)
-            chunk.clear()
             self._write_best_crops(out_dir, best, summaries)
             EnhancePipeline._forget_finished_crops(best, summaries, frames_done, st.votes.forget_after)
             self._write_read_crops(out_dir, st)
@@ -316,6 +342,8 @@ class EnhancePipeline:
                 if isinstance(item, StreamEvent):
                     if chunk:  # frames of the old connection go through the old tracker
                         flush_chunk()
+                    while pending:
+                        finish_pending()
                     self._log_event(events, item, frames_done)
                     if item.kind != "connected":
                         id_offset = max(summaries, default=id_offset)
@@ -330,7 +358,11 @@ class EnhancePipeline:
                     flush_chunk()
             if chunk:
                 flush_chunk()
+            while pending:
+                finish_pending()
         finally:
+            if ahead is not None:
+                ahead.shutdown(wait=True, cancel_futures=True)
             # Whatever stopped the run, finish the files: the video so far stays playable and
             # every track seen so far gets its report line and best crop. A SIGTERM arriving now
             # waits until this is done (see stream.signals).

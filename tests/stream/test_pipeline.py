@@ -307,6 +307,49 @@ def test_no_video_writes_the_same_tracks_reports_and_crops_without_the_video(cli
     assert sorted(p.name for p in (without / "crops").iterdir()) == sorted(p.name for p in (with_video / "crops").iterdir())
 
 
+@pytest.mark.parametrize("detect_every", [1, 3])
+def test_detect_ahead_gives_the_same_outputs(clip_3s, tmp_path, detect_every):
+    """Detecting the next chunk on a thread while this one is finished changes no output."""
+    from stream.pipeline import EnhancePipeline, PipelineConfig
+    from stream.source import VideoSource
+    from tracker.detector import PlateDetector
+
+    detector = PlateDetector()
+    outs = {}
+    for ahead in (False, True):
+        out = tmp_path / f"ahead_{ahead}"
+        with VideoSource(clip_3s.video_path) as src:
+            result = EnhancePipeline(detector, None, PipelineConfig(enhance=False, detect_every=detect_every,
+                                                                    detect_ahead=ahead)).run(src, out, progress=False)
+        assert result.frames == clip_3s.n_frames
+        outs[ahead] = out
+    assert (outs[True] / "tracks.jsonl").read_text() == (outs[False] / "tracks.jsonl").read_text()
+    assert read_frames(outs[True] / "annotated.mp4")[-1].tobytes() == read_frames(outs[False] / "annotated.mp4")[-1].tobytes()
+
+
+@pytest.mark.parametrize("ahead", [False, True])
+def test_a_detector_error_surfaces_and_the_frames_before_it_are_kept(clip_3s, tmp_path, ahead):
+    from stream.pipeline import EnhancePipeline, PipelineConfig
+    from stream.source import VideoSource
+
+    class FailsOnThirdCall:
+        calls = 0
+
+        def detect(self, images):
+            self.calls += 1
+            if self.calls == 3:
+                raise RuntimeError("detector broke")
+            return [[] for _ in images]
+
+    with VideoSource(clip_3s.video_path) as src, pytest.raises(RuntimeError, match="detector broke"):
+        EnhancePipeline(FailsOnThirdCall(), None, PipelineConfig(enhance=False, detect_ahead=ahead)).run(
+            src, tmp_path, progress=False)
+    report = json.loads((tmp_path / "report.json").read_text())
+    # the two chunks of 4 frames before the one whose detection failed
+    assert report["frames_processed"] == 8
+    assert len(read_frames(tmp_path / "annotated.mp4")) == 8
+
+
 def test_fusion_takes_over_once_a_track_has_k_crops(clip_3s, tmp_path):
     import cv2
 
