@@ -307,12 +307,13 @@ class EnhancePipeline:
                 finish_chunk(frames, detect_chunk(frames))
                 return
             pending.append((frames, ahead.submit(detect_chunk, frames)))
-            if len(pending) > 1:
-                finish_pending()
+            finish_pending(keep=1)
 
-        def finish_pending() -> None:
-            frames, future = pending.pop(0)
-            finish_chunk(frames, future.result())
+        def finish_pending(keep: int = 0) -> None:
+            """Finish the oldest chunks being detected ahead until ``keep`` are left."""
+            while len(pending) > keep:
+                frames, future = pending.pop(0)
+                finish_chunk(frames, future.result())
 
         def finish_chunk(frames: list[Frame], found: dict[int, list]) -> None:
             nonlocal frames_done, last_report
@@ -342,8 +343,7 @@ class EnhancePipeline:
                 if isinstance(item, StreamEvent):
                     if chunk:  # frames of the old connection go through the old tracker
                         flush_chunk()
-                    while pending:
-                        finish_pending()
+                    finish_pending()
                     self._log_event(events, item, frames_done)
                     if item.kind != "connected":
                         id_offset = max(summaries, default=id_offset)
@@ -358,8 +358,7 @@ class EnhancePipeline:
                     flush_chunk()
             if chunk:
                 flush_chunk()
-            while pending:
-                finish_pending()
+            finish_pending()
         finally:
             if ahead is not None:
                 ahead.shutdown(wait=True, cancel_futures=True)

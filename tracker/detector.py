@@ -286,6 +286,8 @@ class PlateDetector:
             self._session = cpu_openvino(self._export, torch.get_num_threads(), "detector", DetectorWeightsError,
                                          config.precision, static_shapes=True)
             self.precision = self._session.precision
+        # On a GPU the frames go up as uint8 and are letterboxed there (:meth:`_letterbox_on_device`).
+        self._input_on_device = self._session is None and torch.device(config.device).type != "cpu"
         self.refiner = None
         if config.refine_corners:
             from tracker.corners import CornerRefiner, RefinerWeightsError
@@ -347,7 +349,7 @@ class PlateDetector:
         """Images of one padded input shape (:meth:`_padded_input`) as a (B, 3, H, W) batch."""
         sizes = [self._input_size(im, factor) for im in images]
         hp, wp = self._padded_input(images[0], factor)
-        if self._session is None and torch.device(self.config.device).type != "cpu":
+        if self._input_on_device:
             return self._letterbox_on_device(images, sizes, hp, wp), [s[0] for s in sizes]
         # (B, 3, H, W) float32 RGB in [0, 1], filled plane by plane with OpenCV / numpy: torch's
         # permute + flip + float on a 1080p batch took 8-22 ms with 2 intra-op threads when the
@@ -366,7 +368,6 @@ class PlateDetector:
                 np.multiply(plane, np.float32(1.0 / 255.0), out=x[i, 2 - c])  # BGR -> RGB
         return torch.from_numpy(x).to(self.config.device), [s[0] for s in sizes]
 
-    @torch.inference_mode()
     def _letterbox_on_device(self, images: Sequence[np.ndarray], sizes: Sequence[tuple[float, int, int]],
                              hp: int, wp: int) -> torch.Tensor:
         """:meth:`_letterbox` on the model's device (a GPU): the uint8 frames go up (a quarter of the

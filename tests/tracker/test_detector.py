@@ -36,19 +36,16 @@ def test_letterbox_on_the_device_matches_the_cpu_letterbox(detector, monkeypatch
     from train.synth.scenes import SceneConfig, render_scene_frame
 
     frame, _ = render_scene_frame(SceneConfig(width=width, height=height, n_plates=3), 1, 5)
-    x_cpu, ratios = detector._letterbox([frame])
-    x_dev = detector._letterbox_on_device([frame], [detector._input_size(frame)], *detector._padded_input(frame))
+    x_cpu, _ = detector._letterbox([frame])
+    on_cpu = detector.detect([frame])[0]
+    monkeypatch.setattr(detector, "_input_on_device", True)
+    x_dev, _ = detector._letterbox([frame])
     assert x_dev.shape == x_cpu.shape and x_dev.dtype == x_cpu.dtype
     grey_levels = (x_dev - x_cpu).abs() * 255
     if max_levels is not None:  # halving or doubling: equal but for OpenCV's uint8 rounding (fixed-point weights)
         assert float(grey_levels.max()) <= max_levels
     else:  # area averaging by a fractional factor: the two spread a cut pixel differently
         assert float(grey_levels.mean()) < 2.0
-    on_cpu = detector.detect([frame])[0]
-    monkeypatch.setattr(detector, "_letterbox", lambda images, factor=1.0: (
-        detector._letterbox_on_device(images, [detector._input_size(im, factor) for im in images],
-                                      *detector._padded_input(images[0], factor)),
-        [detector._input_size(im, factor)[0] for im in images]))
     on_device = detector.detect([frame])[0]
     assert len(on_device) == len(on_cpu) >= 1
     for a, b in zip(on_cpu, on_device):
