@@ -247,11 +247,12 @@ def plot(results: dict, path: Path) -> None:
         ax = next(panels)
         xs = [f"{r['streams']}" + (f"/{r['processes']}p" if r.get("processes", 1) > 1 else "")
               + (f"/{r['workers']}w" if r.get("workers") else "")
-              + (f"/e{r['detect_every']}" if r.get("detect_every", 1) > 1 else "") for r in streams]
+              + (f"/e{r['detect_every']}" if r.get("detect_every", 1) > 1 else "")
+              + (f"/b{r['detector_batch']}" if r.get("detector_batch", 4) != 4 else "") for r in streams]
         ax.bar(xs, [r["total_fps"] for r in streams], label="total")
         ax.plot(xs, [r["min_stream_fps"] for r in streams], "ko-", label="slowest stream")
         ax.set(xlabel=f"streams ({streams[0]['size']})", ylabel="frames / s",
-               title="several streams (p: processes, w: workers, e: detect every)")
+               title="several streams (p: processes, w: workers, e: detect every, b: detector batch)")
         ax.legend(fontsize=8)
     if encoder:
         ax = next(panels)
@@ -293,6 +294,8 @@ def main(argv: list[str] | None = None) -> None:
                         "models in one; one row per value; 0: threads of one process)")
     p.add_argument("--streams-detect-every", type=int, nargs="+", default=[1], metavar="N",
                    help="run each --streams count with enhance-video --detect-every N (one row per value)")
+    p.add_argument("--streams-detector-batch", type=int, nargs="+", default=[4], metavar="N",
+                   help="run each --streams count with enhance-video --detector-batch N (one row per value)")
     p.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive baseline")
     p.add_argument("--no-video-rows", dest="video_rows", action="store_false",
                    help="skip the end-to-end runs without the annotated video (enhance-video --no-video)")
@@ -363,15 +366,17 @@ def main(argv: list[str] | None = None) -> None:
         if clip is not None and args.encoder:
             results["encoder"] = [{"size": results["videos"][-1]["size"], **r} for r in encoder_table(clip.video_path)]
             write_report(results, args.out)
-        for n, procs, workers, every in [(n, k, w, e) for n in (args.streams if clip is not None else [])
-                                         for k in args.processes for w in args.workers for e in args.streams_detect_every
-                                         if k <= n]:
-            row = {"size": results["videos"][-1]["size"], "detect_every": every,
-                   **streams_row(clip.video_path, n, Path(tmp) / f"streams{n}_{procs}_{workers}_{every}", args.device,
+        for n, procs, workers, every, batch in [(n, k, w, e, b) for n in (args.streams if clip is not None else [])
+                                                for k in args.processes for w in args.workers
+                                                for e in args.streams_detect_every
+                                                for b in args.streams_detector_batch if k <= n]:
+            row = {"size": results["videos"][-1]["size"], "detect_every": every, "detector_batch": batch,
+                   **streams_row(clip.video_path, n, Path(tmp) / f"streams{n}_{procs}_{workers}_{every}_{batch}",
+                                 args.device,
                                  ("--backend", args.sr_backend, "--precision", args.sr_precision,
                                   "--detector-backend", args.detector_backend,
                                   *(("--zoom", str(args.zoom)) if args.zoom else ("--imgsz", str(args.imgsz or "auto"))),
-                                  "--detect-every", str(every),
+                                  "--detect-every", str(every), "--detector-batch", str(batch),
                                   *(("--no-video",) if args.streams_no_video else ()),
                                   *(("--hwaccel", args.streams_hwaccel) if args.streams_hwaccel else ())),
                                  processes=procs, workers=workers)}
@@ -414,16 +419,16 @@ def write_report(results: dict, out: Path) -> None:
                   f"{', --hwaccel ' + results['streams_hwaccel'] if results.get('streams_hwaccel') else ''}"
                   "; P processes share them out, "
                   "each with its pipelines in W worker processes when W > 0):", "",
-                  "| video | streams | processes | workers | detect every | slowest stream fps | mean stream fps "
-                  "| total fps |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| video | streams | processes | workers | detect every | detector batch | slowest stream fps "
+                  "| mean stream fps | total fps |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in results["streams"]:
             if "error" in r:
                 lines.append(f"| {r['size']} | {r['streams']} | {r.get('processes', 1)} | {r.get('workers', 0)} "
-                             f"| {r.get('detect_every', 1)} | failed: {r['error']} | | |")
+                             f"| {r.get('detect_every', 1)} | {r.get('detector_batch', 4)} | failed: {r['error']} | | |")
             else:
                 lines.append(f"| {r['size']} | {r['streams']} | {r.get('processes', 1)} | {r.get('workers', 0)} "
-                             f"| {r.get('detect_every', 1)} | {r['min_stream_fps']} | "
+                             f"| {r.get('detect_every', 1)} | {r.get('detector_batch', 4)} | {r['min_stream_fps']} | "
                              f"{r['mean_stream_fps']} | {r['total_fps']} |")
     (out / "throughput.md").write_text("\n".join(lines) + "\n")
     plot(results, out / "throughput.png")

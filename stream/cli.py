@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
                         + ", about 1.5x faster at 1080p for a 10-15%% larger file; \"\" for the preset alone)")
     g = p.add_argument_group("runtime")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for the models (default: all cores)")
+    g.add_argument("--detector-batch", type=int, default=4, metavar="N",
+                   help="frames per detector forward pass (default 4). Several streams' frames are joined into one "
+                        "call and run N at a time: on a GPU serving many streams larger passes may run faster "
+                        "(benchmarks/results/throughput_streams_gpu)")
     g.add_argument("--workers", type=int, default=0, metavar="N",
                    help="run the inputs' pipelines (decode, tracking, drawing, encoding) in N worker processes, "
                         "the inputs dealt out in turn; the models stay in this process, one copy, every stream's "
@@ -197,6 +201,8 @@ def _check_roi(args: argparse.Namespace, source) -> None:
 def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if args.detect_every < 1:
         parser.error("--detect-every must be >= 1")
+    if args.detector_batch < 1:
+        parser.error("--detector-batch must be >= 1")
     if args.sr_interval < 0:
         parser.error("--sr-interval must be >= 0")
     if not 0 <= args.fuse <= MAX_FUSE_K:
@@ -305,7 +311,8 @@ def _load_models(args: argparse.Namespace):
     config = DetectorConfig(imgsz=args.imgsz, conf=args.conf, device=args.device, roi=args.roi,
                             coarse_pass=args.coarse_pass, zoom=args.zoom,
                             refine_corners=not args.no_corner_refiner, refiner_weights=args.corner_refiner,
-                            backend=args.detector_backend, precision=args.detector_precision)
+                            backend=args.detector_backend, precision=args.detector_precision,
+                            batch_size=args.detector_batch)
     try:
         detector = PlateDetector(args.detector, config)
     except DetectorWeightsError:

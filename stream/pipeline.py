@@ -660,6 +660,7 @@ class EnhancePipeline:
                 zoom = getattr(detector_config, "zoom", None)
                 out["imgsz"] = f"zoom {zoom:g}" if zoom is not None else getattr(detector_config, "imgsz", None) or "auto"
                 out["coarse_pass"] = getattr(detector_config, "coarse_pass", None)
+                out["batch_size"] = getattr(detector_config, "batch_size", None)
                 if self._roi is not None:
                     out["region_of_interest"] = list(self._roi)
                 if info.get("corner_refiner"):

@@ -56,7 +56,8 @@ def test_corrupt_generator_weights(tmp_path):
                                             (["--imgsz", "big"], "imgsz"), (["--fuse", "-1"], "fuse"),
                                             (["--fuse", "99"], "fuse"), (["--preset", "quick"], "--preset"),
                                             (["--roi", "1,2,3"], "--roi"),
-                                            (["--roi", "0,0,0,10"], "--roi")])
+                                            (["--roi", "0,0,0,10"], "--roi"),
+                                            (["--detector-batch", "0"], "--detector-batch")])
 def test_bad_options(tmp_path, args, fragment):
     proc = run_cli(str(tmp_path / "x.mp4"), *args)
     assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr
@@ -78,11 +79,12 @@ def test_detector_backend_option(tmp_path):
 
     clip = make_video(tmp_path / "v.mp4", n_frames=3)
     proc = run_cli(str(clip), "-o", str(tmp_path / "o"), "--no-read", "--quiet", "--no-sr",
-                   "--detector-backend", "onnx", "--detector-precision", "f32", "--imgsz", "640", "--coarse-pass")
+                   "--detector-backend", "onnx", "--detector-precision", "f32", "--imgsz", "640", "--coarse-pass",
+                   "--detector-batch", "2")
     assert proc.returncode == 0, proc.stderr
     detector = json.loads((tmp_path / "o" / "report.json").read_text())["models"]["detector"]
     assert (detector["backend"], detector["precision"]) == ("onnx", "f32")
-    assert detector["imgsz"] == 640 and detector["coarse_pass"] == "on"
+    assert detector["imgsz"] == 640 and detector["coarse_pass"] == "on" and detector["batch_size"] == 2
 
 
 def test_coarse_pass_flags():
