@@ -28,7 +28,7 @@ def timed(fn, reps=5):
 
 found = {}
 for name, on_device in (("device", True), ("cpu", False), ("device", True), ("cpu", False)):
-    det._input_kind = "device" if on_device else "float"  # where PlateDetector._letterbox prepares the batch
+    det._input_on_device = on_device  # where PlateDetector._letterbox prepares the batch
     total = timed(lambda: [det.detect(frames[i:i + 4]) for i in range(0, 16, 4)]) / 16
     lbt = timed(lambda: [det._letterbox(frames[i:i + 4]) for i in range(0, 16, 4)]) / 16
     x, _ = det._letterbox(frames[:4])

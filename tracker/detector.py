@@ -284,14 +284,10 @@ class PlateDetector:
         elif self.backend == "openvino":
             # A stream's inputs come in a few shapes: static compiles run them faster.
             self._session = cpu_openvino(self._export, torch.get_num_threads(), "detector", DetectorWeightsError,
-                                         config.precision, static_shapes=True, image_input=True)
+                                         config.precision, static_shapes=True)
             self.precision = self._session.precision
-        # What :meth:`_letterbox` hands the network: "uint8" (B, H, W, 3) BGR frames, which OpenVINO
-        # converts inside its graph; "device": on a GPU the frames go up as uint8 and are
-        # letterboxed there (:meth:`_letterbox_on_device`); "float" (B, 3, H, W) RGB in [0, 1].
-        self._input_kind = ("uint8" if self.backend == "openvino"
-                            else "device" if self._session is None and torch.device(config.device).type != "cpu"
-                            else "float")
+        # On a GPU the frames go up as uint8 and are letterboxed there (:meth:`_letterbox_on_device`).
+        self._input_on_device = self._session is None and torch.device(config.device).type != "cpu"
         self.refiner = None
         if config.refine_corners:
             from tracker.corners import CornerRefiner, RefinerWeightsError
@@ -323,10 +319,10 @@ class PlateDetector:
     def _export(self) -> Path:
         return export_onnx(self.model, self.info["sha256"], self.config.cache_dir)
 
-    def _forward(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """Raw head output (B, 4 + nc [+ 12], anchors) for a letterboxed batch (:meth:`_letterbox`)."""
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw head output (B, 4 + nc [+ 12], anchors) for a letterboxed batch (B, 3, H, W) in [0, 1]."""
         if self._session is not None:
-            out = self._session.run(None, {"images": x if isinstance(x, np.ndarray) else x.cpu().numpy()})[0]
+            out = self._session.run(None, {"images": x.cpu().numpy()})[0]
             return torch.from_numpy(out)
         preds = self.model(x)
         return preds[0] if isinstance(preds, (list, tuple)) else preds
@@ -349,36 +345,28 @@ class PlateDetector:
         _, w, h = self._input_size(image, factor)
         return _ceil_to(h, self.stride), _ceil_to(w, self.stride)
 
-    def _letterbox(self, images: Sequence[np.ndarray], factor: float = 1.0
-                   ) -> tuple[torch.Tensor | np.ndarray, list[float]]:
-        """Images of one padded input shape (:meth:`_padded_input`) as the network's batch: a
-        (B, 3, H, W) float RGB tensor in [0, 1], or for OpenVINO, which converts inside its graph,
-        a (B, H, W, 3) uint8 BGR array (``_input_kind``); and each image's scale."""
+    def _letterbox(self, images: Sequence[np.ndarray], factor: float = 1.0) -> tuple[torch.Tensor, list[float]]:
+        """Images of one padded input shape (:meth:`_padded_input`) as a (B, 3, H, W) batch."""
         sizes = [self._input_size(im, factor) for im in images]
-        ratios = [s[0] for s in sizes]
         hp, wp = self._padded_input(images[0], factor)
-        if self._input_kind == "device":
-            return self._letterbox_on_device(images, sizes, hp, wp), ratios
-        frames = np.full((len(images), hp, wp, 3), 114, np.uint8)  # ultralytics' pad grey
-        for frame, im, (r, w, h) in zip(frames, images, sizes):
-            # Area averaging, not ultralytics' bilinear: bilinear saves ~5 ms per 1080p frame but
-            # lost recall (US photos at score 0.5: 0.955 -> 0.932; 20-30 px plates at 1080p:
-            # 0.107 -> 0.071) and corner accuracy (1080p median 5.95 -> 6.30 % of plate width;
-            # benchmarks/results/detection/int8_trial.md).
-            if r != 1:
-                cv2.resize(im, (w, h), dst=frame[:h, :w], interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR)
-            else:
-                frame[:h, :w] = im
-        if self._input_kind == "uint8":
-            return frames, ratios
+        if self._input_on_device:
+            return self._letterbox_on_device(images, sizes, hp, wp), [s[0] for s in sizes]
         # (B, 3, H, W) float32 RGB in [0, 1], filled plane by plane with OpenCV / numpy: torch's
         # permute + flip + float on a 1080p batch took 8-22 ms with 2 intra-op threads when the
         # other core was busy (the pipeline's encoder and reads threads), 0.8 ms this way.
         x = np.empty((len(images), 3, hp, wp), np.float32)
-        for i, frame in enumerate(frames):
+        frame = np.empty((hp, wp, 3), np.uint8)
+        for i, (im, (r, w, h)) in enumerate(zip(images, sizes)):
+            frame.fill(114)  # ultralytics' pad grey
+            # Area averaging, not ultralytics' bilinear: bilinear saves ~5 ms per 1080p frame but
+            # lost recall (US photos at score 0.5: 0.955 -> 0.932; 20-30 px plates at 1080p:
+            # 0.107 -> 0.071) and corner accuracy (1080p median 5.95 -> 6.30 % of plate width;
+            # benchmarks/results/detection/int8_trial.md).
+            interp = cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR
+            frame[:h, :w] = cv2.resize(im, (w, h), interpolation=interp) if r != 1 else im
             for c, plane in enumerate(cv2.split(frame)):
                 np.multiply(plane, np.float32(1.0 / 255.0), out=x[i, 2 - c])  # BGR -> RGB
-        return torch.from_numpy(x).to(self.config.device), ratios
+        return torch.from_numpy(x).to(self.config.device), [s[0] for s in sizes]
 
     def _letterbox_on_device(self, images: Sequence[np.ndarray], sizes: Sequence[tuple[float, int, int]],
                              hp: int, wp: int) -> torch.Tensor:

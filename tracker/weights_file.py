@@ -137,16 +137,10 @@ class OpenVINOSession:
     where the shapes are few (a stream's frame size, the coarse pass, the batch sizes), not for
     inputs of ever-changing size. A shape's first call compiles it (0.3-0.5 s for the detector on
     2 busy cores), and each kept shape holds its own buffers: 27-97 MB for the detector from a
-    640x384 to a 3840x2176 input. Calls are serialised (one infer request per shape).
-
-    image_input: the graph's one input, exported as (B, 3, H, W) float32 RGB in [0, 1], takes
-    (B, H, W, 3) uint8 BGR images instead, converted inside the compiled graph (OpenVINO's
-    pre-processing, run on its threads with the first layer): the caller skips writing a float
-    copy of each image (the detector at 1080p on 2 cores: letterbox 2.2-2.5 -> 0.9-1.2 ms per
-    frame, letterbox + network 17.4-25.9 -> 14.9-17.7; the same outputs within 1e-4 in f32)."""
+    640x384 to a 3840x2176 input. Calls are serialised (one infer request per shape)."""
 
     def __init__(self, path: Path, threads: int, precision: str = "auto", static_shapes: bool = False,
-                 max_shapes: int = 8, image_input: bool = False) -> None:
+                 max_shapes: int = 8) -> None:
         import openvino as ov
 
         self._core = ov.Core()
@@ -156,8 +150,6 @@ class OpenVINOSession:
         if precision != "auto":
             self._config["INFERENCE_PRECISION_HINT"] = precision
         self._model = self._core.read_model(str(path))
-        if image_input:
-            self._model = _uint8_bgr_input(self._model)
         compiled = self._core.compile_model(self._model, "CPU", self._config)  # also checks the graph loads
         self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         # The dynamic-shape graph's request, or, with static_shapes, one request per shape (latest last).
@@ -188,24 +180,11 @@ class OpenVINOSession:
             return [request.get_output_tensor(0).data.copy()]
 
 
-def _uint8_bgr_input(model):
-    """``model`` (an OpenVINO model whose input is (B, 3, H, W) float RGB in [0, 1]) taking
-    (B, H, W, 3) uint8 BGR instead: convert, swap channels, scale by 1/255 inside the graph."""
-    import openvino as ov
-    from openvino.preprocess import ColorFormat, PrePostProcessor
-
-    ppp = PrePostProcessor(model)
-    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
-    ppp.input().model().set_layout(ov.Layout("NCHW"))
-    ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
-    return ppp.build()
-
-
 def cpu_openvino(export: Callable[[], Path], threads: int, what: str, error: type[Exception],
-                 precision: str = "auto", static_shapes: bool = False, image_input: bool = False) -> OpenVINOSession:
+                 precision: str = "auto", static_shapes: bool = False) -> OpenVINOSession:
     """:class:`OpenVINOSession` on the graph ``export()`` returns, ``threads`` threads. A cached
     graph that does not load is exported again once; then ``error``."""
     if precision not in OPENVINO_PRECISIONS:
         raise ValueError(f"unknown OpenVINO precision {precision!r}; expected one of {OPENVINO_PRECISIONS}")
-    return _load_cached(export, lambda path: OpenVINOSession(path, threads, precision, static_shapes,
-                                                             image_input=image_input), "OpenVINO", what, error)
+    return _load_cached(export, lambda path: OpenVINOSession(path, threads, precision, static_shapes), "OpenVINO",
+                        what, error)

@@ -11,16 +11,6 @@ def detector():
     return PlateDetector()
 
 
-def _input_hw(x) -> tuple[int, int]:
-    """(height, width) of a letterboxed batch: (B, H, W, 3) uint8 for OpenVINO, else (B, 3, H, W)."""
-    return tuple(x.shape[1:3]) if x.dtype == np.uint8 else tuple(x.shape[2:])
-
-
-@pytest.fixture(scope="module")
-def torch_detector():
-    return PlateDetector(config=DetectorConfig(backend="torch"))
-
-
 def test_shipped_weights_are_small_and_describe_themselves():
     assert DEFAULT_WEIGHTS.stat().st_size < 5 * 2**20
     _, info = load_detector_model()
@@ -41,15 +31,14 @@ def test_batches_frames_of_different_sizes(detector):
 
 @pytest.mark.parametrize("width, height, max_levels", [(1920, 1080, 0.51), (1280, 720, 0.51), (320, 240, 1.0),
                                                     (1000, 700, None)])
-def test_letterbox_on_the_device_matches_the_cpu_letterbox(torch_detector, monkeypatch, width, height, max_levels):
+def test_letterbox_on_the_device_matches_the_cpu_letterbox(detector, monkeypatch, width, height, max_levels):
     # The GPU path, run here on the CPU: the same network input and the same plates.
     from train.synth.scenes import SceneConfig, render_scene_frame
 
-    detector = torch_detector
     frame, _ = render_scene_frame(SceneConfig(width=width, height=height, n_plates=3), 1, 5)
     x_cpu, _ = detector._letterbox([frame])
     on_cpu = detector.detect([frame])[0]
-    monkeypatch.setattr(detector, "_input_kind", "device")
+    monkeypatch.setattr(detector, "_input_on_device", True)
     x_dev, _ = detector._letterbox([frame])
     assert x_dev.shape == x_cpu.shape and x_dev.dtype == x_cpu.dtype
     grey_levels = (x_dev - x_cpu).abs() * 255
@@ -246,9 +235,9 @@ def test_auto_input_size_follows_the_frame():
     frames = [np.zeros((1080, 1920, 3), np.uint8), np.zeros((720, 1280, 3), np.uint8)]
     assert [det._padded_input(f) for f in frames] == [(544, 960), (384, 640)]  # own size, padded to the stride
     x, ratios = det._letterbox(frames[:1])
-    assert ratios == [0.5] and _input_hw(x) == (544, 960)
+    assert ratios == [0.5] and tuple(x.shape[2:]) == (544, 960)
     fixed = PlateDetector(config=DetectorConfig(imgsz=640, refine_corners=False))
-    assert _input_hw(fixed._letterbox([np.zeros((1080, 1920, 3), np.uint8)])[0]) == (384, 640)
+    assert fixed._letterbox([np.zeros((1080, 1920, 3), np.uint8)])[0].shape[2:] == (384, 640)
 
 
 def test_coarse_pass_adds_a_half_size_search_and_merges(detector, clip_3s):
@@ -436,9 +425,8 @@ def test_auto_backend_without_openvino_is_onnx_runtime(monkeypatch):
 
 
 def test_openvino_backend_matches_onnx_runtime(tmp_path, clip_3s):
-    """f32: the same numbers as ONNX Runtime on the same cached graph, though OpenVINO is fed uint8
-    frames and converts them in its graph; bf16 (where the CPU has native bf16, else it runs f32 and
-    says so): the same plates, boxes and corners within a pixel."""
+    """f32: the same numbers as ONNX Runtime on the same cached graph; bf16 (where the CPU has
+    native bf16, else it runs f32 and says so): the same plates, boxes and corners within a pixel."""
     pytest.importorskip("openvino", reason="OpenVINO is not installed")
     from sr_model.backends import cpu_has_native_bf16
     from stream.source import read_frames
@@ -450,8 +438,6 @@ def test_openvino_backend_matches_onnx_runtime(tmp_path, clip_3s):
     bf16 = PlateDetector(POSE_WEIGHTS, DetectorConfig(backend="openvino", precision="bf16", cache_dir=tmp_path))
     assert len(list(tmp_path.glob("detector-*.onnx"))) == 1  # one export serves both runtimes
     assert (f32.precision, f32.refiner.precision) == ("f32", "f32")
-    x, _ = f32._letterbox(frames[:2])
-    assert isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.shape[-1] == 3  # (B, H, W, 3) BGR
     assert bf16.precision == bf16.refiner.precision == ("bf16" if cpu_has_native_bf16() else "f32")
     for det, box_tol, score_tol in ((f32, 0.05, 1e-4), (bf16, 1.0, 0.03)):
         for a, b in zip(ref, det.detect(frames)):
