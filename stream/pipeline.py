@@ -50,6 +50,7 @@ from tqdm import tqdm
 from sr_model.enhancer import PlateEnhancer, bicubic_upscale
 from stream.annotate import InsetCache, draw_region, draw_track
 from stream.crops import comparison_panel, crop_quality, cut, expand_box, rectified
+from stream.detect_interval import AdaptiveDetectInterval
 from stream.errors import InputError, OutputError
 from stream.live import LiveSource, StreamEvent
 from stream.outputs import (BEST_CROP_NAME, CROPS_DIR, ENHANCED_CROP_NAME, EVENTS_NAME, READ_CROP_NAME,
@@ -100,7 +101,11 @@ class PipelineConfig:
     detect_ahead: run the detector on the next chunk of frames (on its own thread) while this one's
     frames are tracked, enhanced, drawn and encoded: the same outputs, one chunk more of latency
     (1080p on 2 CPU cores: +11 % fps with ``detect_every`` 3, level with 1; enhance-video uses it
-    for files)."""
+    for files); live_max_detect_every: on live streams, while frames wait longer than a quarter of
+    the source's ``max_lag_s`` for the pipeline, the detector runs on fewer frames, one step at a
+    time up to one in this many, and back towards ``detect_every`` once they wait under two frame
+    intervals (:class:`stream.detect_interval.AdaptiveDetectInterval`): a pipeline slower than the
+    camera then keeps its frames instead of dropping them; 1 or less than ``detect_every``: fixed."""
 
     detect_every: int = 1
     detect_batch: int = 4
@@ -122,6 +127,7 @@ class PipelineConfig:
     video: bool = True
     read_from: str = "auto"
     detect_ahead: bool = True
+    live_max_detect_every: int = 1
 
 
 class _NoVideo:
@@ -207,6 +213,8 @@ class _RunState:
     region: tuple[int, int, int, int] | None = None  # the detector's region to outline on the frames
     sr_s: float = 0.0  # wall time in single-frame super-resolution
     fusion_s: float = 0.0  # wall time in multi-frame fusion
+    detect_interval: AdaptiveDetectInterval | None = None  # live streams: the detector's adapted interval
+    frames_detected: int = 0  # frames that went through the detector
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -276,6 +284,12 @@ class EnhancePipeline:
                        read_from=self.config.read_from if self.config.read_from != "auto"
                        else ("bicubic" if background else "both"),
                        region=self._outlined_region(info.width, info.height))
+        every = max(1, self.config.detect_every)
+        if live and self.config.live_max_detect_every > every:
+            fps = info.fps or 30.0
+            high = source.config.max_lag_s / 4
+            st.detect_interval = AdaptiveDetectInterval(every, self.config.live_max_detect_every, high_s=high,
+                                                        low_s=min(2 / fps, high / 2))
         frames_done = 0
         t_start = time.perf_counter()
         last_report = time.monotonic()
@@ -294,8 +308,12 @@ class EnhancePipeline:
         pending: list[tuple[list[Frame], Future]] = []  # a chunk whose detections are being computed
 
         def detect_chunk(frames: list[Frame]) -> dict[int, list]:
-            every = max(1, self.config.detect_every)
-            to_detect = [f for f in frames if f.index % every == 0]
+            if st.detect_interval is not None:
+                st.detect_interval.update(source.stats.lag_s, time.monotonic())
+                to_detect = [f for f in frames if st.detect_interval.due()]
+            else:
+                to_detect = [f for f in frames if f.index % every == 0]
+            st.frames_detected += len(to_detect)
             return dict(zip((f.index for f in to_detect), self.detector.detect([f.image for f in to_detect])))
 
         def flush_chunk() -> None:
@@ -637,7 +655,12 @@ class EnhancePipeline:
         fusion = {"k": self.config.fuse_k if self.fusion is not None else 0}
         # wall time of the per-frame stages (inline reads: reads.seconds), to see what a run spent where
         stages = {"super_resolution_s": round(st.sr_s, 2), "fusion_s": round(st.fusion_s, 2)}
-        return {"reads": reads, "fusion": fusion, "stage_seconds": stages, "models": self._models_report()}
+        detection = {"frames_detected": st.frames_detected}
+        if st.detect_interval is not None:
+            detection.update(adaptive_max_every=st.detect_interval.maximum, every_now=st.detect_interval.current,
+                             times_raised=st.detect_interval.steps_up)
+        return {"reads": reads, "fusion": fusion, "stage_seconds": stages, "detection": detection,
+                "models": self._models_report()}
 
     def _read_source(self, read_from: str) -> str:
         """What the OCR reads, for report.json."""

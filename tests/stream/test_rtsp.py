@@ -256,3 +256,32 @@ def test_outputs_survive_sigkill(clip_3s, tmp_path):
     lines = (out / "tracks.jsonl").read_text().splitlines()
     assert lines and all(json.loads(ln)["track_id"] >= 1 for ln in lines)
     assert not list((out / "crops").glob("*.tmp*"))  # atomic writes: no half files
+
+
+def test_adaptive_detect_interval_keeps_the_frames_a_slow_detector_would_drop(tmp_path):
+    """A detector taking 70 ms a frame on a 25 fps camera: with a fixed interval the pipeline falls
+    behind and the source drops frames; allowed to detect on up to one frame in 4 while frames wait,
+    it detects on fewer frames and keeps far more of them (the report says so)."""
+    from stream.pipeline import EnhancePipeline, PipelineConfig
+
+    class SlowDetector:
+        def detect(self, images):
+            time.sleep(0.07 * len(images))
+            return [[] for _ in images]
+
+    reports = {}
+    for max_every in (1, 4):
+        with RtspServer(pattern_launch(160, 96, 25)) as srv:
+            src = LiveSource(srv.url, LiveConfig(max_lag_s=0.4, duration_s=6))
+            config = PipelineConfig(enhance=False, video=False, detect_batch=1, detect_ahead=False,
+                                    live_max_detect_every=max_every)
+            with src:
+                EnhancePipeline(SlowDetector(), None, config).run(src, tmp_path / str(max_every), progress=False)
+        reports[max_every] = json.loads((tmp_path / str(max_every) / "report.json").read_text())
+    fixed, adaptive = reports[1], reports[4]
+    assert fixed["detection"]["frames_detected"] == fixed["frames_processed"]
+    assert fixed["live"]["frames_dropped"] >= 0.3 * fixed["frames_processed"]
+    assert adaptive["detection"]["times_raised"] >= 1 and adaptive["detection"]["adaptive_max_every"] == 4
+    assert adaptive["detection"]["frames_detected"] < 0.7 * adaptive["frames_processed"]
+    assert adaptive["live"]["frames_dropped"] < 0.5 * fixed["live"]["frames_dropped"]
+    assert adaptive["frames_processed"] > 1.3 * fixed["frames_processed"]
