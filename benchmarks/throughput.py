@@ -311,6 +311,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="detector enlargement of the end-to-end runs instead of --imgsz (enhance-video --zoom)")
     p.add_argument("--detector-backend", default="auto", choices=("auto", "torch", "onnx", "openvino"),
                    help="detector back end of the end-to-end runs (default auto)")
+    p.add_argument("--detector-precision", default="auto", choices=("auto", "f32", "bf16", "fp16"),
+                   help="detector precision of the end-to-end and streams runs (enhance-video --detector-precision)")
     p.add_argument("--sr-precision", default="auto", help="generator precision of the end-to-end runs (default auto)")
     args = p.parse_args(argv)
 
@@ -323,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
 
     configure_opencv_threads()  # as enhance-video runs
     detector = PlateDetector(config=DetectorConfig(device=args.device, backend=args.detector_backend, imgsz=args.imgsz,
-                                                   zoom=args.zoom))
+                                                   zoom=args.zoom, precision=args.detector_precision))
     enhancer = PlateEnhancer(config=EnhancerConfig(device=args.device, backend=args.sr_backend,
                                                    precision=args.sr_precision))
     sizes = [(640, 360)] if args.quick else args.sizes
@@ -333,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
                                             repeats=1 if args.quick else 3, quick=args.quick, device=args.device)
                if (args.batches or args.quick) else [],
                "videos": [], "streams": [], "encoder": [], "streams_no_video": args.streams_no_video,
-               "streams_hwaccel": args.streams_hwaccel}
+               "streams_hwaccel": args.streams_hwaccel, "detector_precision": args.detector_precision}
     write_report(results, args.out)
     with tempfile.TemporaryDirectory() as tmp:
         clip = None
@@ -375,6 +377,7 @@ def main(argv: list[str] | None = None) -> None:
                                  args.device,
                                  ("--backend", args.sr_backend, "--precision", args.sr_precision,
                                   "--detector-backend", args.detector_backend,
+                                  "--detector-precision", args.detector_precision,
                                   *(("--zoom", str(args.zoom)) if args.zoom else ("--imgsz", str(args.imgsz or "auto"))),
                                   "--detect-every", str(every), "--detector-batch", str(batch),
                                   *(("--no-video",) if args.streams_no_video else ()),
@@ -414,9 +417,11 @@ def write_report(results: dict, out: Path) -> None:
             lines.append(f"| {r['size']} | {r['preset']}{' (default)' if r['default'] else ''} | {r['x264_params'] or '-'} "
                          f"| {r['fps']} | {r['cpu_ms_per_frame']} | {r['kib']} | {r['y_psnr_db']} |")
     if results.get("streams"):
+        precision = results.get("detector_precision", "auto")
         lines += ["", "Several streams (`enhance-video` on N copies, --no-read"
                   f"{', --no-video' if results.get('streams_no_video') else ''}"
                   f"{', --hwaccel ' + results['streams_hwaccel'] if results.get('streams_hwaccel') else ''}"
+                  f"{', --detector-precision ' + precision if precision != 'auto' else ''}"
                   "; P processes share them out, "
                   "each with its pipelines in W worker processes when W > 0):", "",
                   "| video | streams | processes | workers | detect every | detector batch | slowest stream fps "

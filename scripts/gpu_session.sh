@@ -9,7 +9,7 @@
 # filterpy); the US photos travel shrunk to 640 px (their labels rescaled) in .dev/us with the
 # hold-out's label files only, so train.detector's fixed split is the usual one and no hold-out
 # image is there at all. Everything lands in $OUT; results are committed from there.
-# Knobs (for a dry run on a CPU): SKIP_AB, SKIP_DETECTOR, SKIP_THROUGHPUT, SKIP_STREAMS, STREAMS_WORKERS, STREAMS_EVERY, STREAMS_DET_BATCH, DEVICE, N_SYN, HOURS, BATCH, WORKERS, GEN_WORKERS,
+# Knobs (for a dry run on a CPU): SKIP_AB, SKIP_DETECTOR, SKIP_THROUGHPUT, SKIP_STREAMS, STREAMS_WORKERS, STREAMS_EVERY, STREAMS_DET_BATCH, STREAMS_DET_PRECISION, DEVICE, N_SYN, HOURS, BATCH, WORKERS, GEN_WORKERS,
 # IMGSZ, US_SHRUNK (real train-split plates shrunk into 1080p frames, K copies), US_ZOOM (K close-ups of
 # each train-split photo; a CPU trial: benchmarks/results/detection/zoom_trial.md), TP_ARGS,
 # STYLES (synthetic plate styles, e.g. "latin latin_eu latin_eu ccpd_blue"; a CPU trial of that one made
@@ -71,5 +71,5 @@ stamp "throughput done (exit $?)"
 #    NVDEC decoding, the detector on every frame and on every 3rd; SKIP_STREAMS=1 to leave out
 [ "${SKIP_STREAMS:-0}" = 1 ] || python3 -m benchmarks.throughput --out "$OUT/throughput_streams" --device cuda --batches \
   --sizes 1920x1080 --seconds 6 --no-naive --no-video-rows --no-encoder --streams 16 --workers ${STREAMS_WORKERS:-16 8 0} \
-  --streams-detect-every ${STREAMS_EVERY:-1 3} --streams-detector-batch ${STREAMS_DET_BATCH:-4} --streams-no-video --streams-hwaccel cuda --sr-backend eager --sr-precision fp16 > "$LOGS/streams.log" 2>&1
+  --streams-detect-every ${STREAMS_EVERY:-1 3} --streams-detector-batch ${STREAMS_DET_BATCH:-4} --detector-precision ${STREAMS_DET_PRECISION:-auto} --streams-no-video --streams-hwaccel cuda --sr-backend eager --sr-precision fp16 > "$LOGS/streams.log" 2>&1
 stamp "streams done (exit $?)"

@@ -68,9 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--detector-backend", default="auto", choices=("auto", "torch", "onnx", "openvino"),
                    help="detector and corner refiner back end (default auto: OpenVINO on the CPU when installed, "
                         "then ONNX Runtime; torch on a GPU)")
-    g.add_argument("--detector-precision", default="auto", choices=("auto", "f32", "bf16"),
-                   help="OpenVINO's precision for the detector (default auto: bf16 on CPUs with native bf16 units, "
-                        "the same plates found; else f32)")
+    g.add_argument("--detector-precision", default="auto", choices=("auto", "f32", "bf16", "fp16"),
+                   help="the detector's number format (default auto: on OpenVINO bf16 on CPUs with native bf16 "
+                        "units, the same plates found, else f32; f32 on torch); fp16: torch on a CUDA GPU")
     g.add_argument("--generator", type=Path, default=None, help="generator weights (.safetensors from train.generator)")
     g.add_argument("--no-sr", action="store_true", help="track only, no super-resolution (insets show nothing)")
     g.add_argument("--backend", default="auto", choices=("auto", "eager", "compile", "onnx", "openvino", "tensorrt"),

@@ -32,7 +32,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from tracker.types import Detection, clip_roi
-from tracker.weights_file import (OPENVINO_PRECISIONS, cpu_openvino, cpu_session, export_onnx_cached, onnx_available,
+from tracker.weights_file import (cpu_openvino, cpu_session, export_onnx_cached, onnx_available,
                                   openvino_available, read_weights_file, shape_batches)
 
 MODEL_YAML = Path(__file__).parent / "models" / "plate_yolov8p.yaml"
@@ -49,6 +49,7 @@ COARSE_PASS = ("auto", "on", "off")
 PASS_FLOOR = 0.02
 TRIGGER_MAX_ASPECT = 8.0  # a trigger candidate is at most this many times wider than tall (plates: 2-5)
 BACKENDS = ("auto", "torch", "onnx", "openvino")
+PRECISIONS = ("auto", "f32", "bf16", "fp16")  # DetectorConfig.precision
 
 
 class DetectorWeightsError(ValueError):
@@ -176,8 +177,11 @@ class DetectorConfig:
     conf: minimum score kept; iou: NMS IoU;
     batch_size: frames per forward pass; max_det: detections kept per frame; backend: "auto"
     (on the CPU OpenVINO when installed, else ONNX Runtime when installed, else torch: the
-    order measured fastest), "torch", "onnx" or "openvino"; precision: OpenVINO's, "auto"
-    (bf16 where the CPU has native bf16 units, else f32), "f32" or "bf16";
+    order measured fastest), "torch", "onnx" or "openvino"; precision: on OpenVINO "auto"
+    (bf16 where the CPU has native bf16 units, else f32), "f32" or "bf16"; on torch "auto" / "f32"
+    (f32), "bf16", or "fp16" (CUDA only): the network's weights and input in that format, NMS on
+    f32 scores (for GPUs serving many streams, where the detector is the model process's largest
+    cost: benchmarks/results/throughput_streams_gpu); ONNX Runtime runs f32;
     cache_dir: where exported ONNX graphs go (None: :func:`default_cache_dir`);
     refine_corners: re-estimate each detection's corners from the full-resolution frame with the
     corner refiner (:mod:`tracker.corners`; also gives a box-only detector corners). On by
@@ -263,8 +267,8 @@ class PlateDetector:
     def __init__(self, weights: str | Path | None = None, config: DetectorConfig = DetectorConfig()) -> None:
         if config.backend not in BACKENDS:
             raise ValueError(f"unknown detector backend {config.backend!r}; expected one of {BACKENDS}")
-        if config.precision not in OPENVINO_PRECISIONS:
-            raise ValueError(f"unknown detector precision {config.precision!r}; expected one of {OPENVINO_PRECISIONS}")
+        if config.precision not in PRECISIONS:
+            raise ValueError(f"unknown detector precision {config.precision!r}; expected one of {PRECISIONS}")
         if config.coarse_pass not in COARSE_PASS:
             raise ValueError(f"unknown coarse_pass {config.coarse_pass!r}; expected one of {COARSE_PASS}")
         if not 0.0 < config.coarse_scale < 1.0:
@@ -279,6 +283,13 @@ class PlateDetector:
         self.backend = self._resolve_backend(config.backend)
         self._session = None
         self.precision = "f32"
+        self._dtype = torch.float32  # the torch back end's weights and input
+        if config.precision == "fp16" and (self.backend != "torch" or torch.device(config.device).type != "cuda"):
+            raise ValueError("detector precision fp16 runs on the torch back end on a CUDA device")
+        if self.backend == "torch" and config.precision in ("fp16", "bf16"):
+            self._dtype = torch.float16 if config.precision == "fp16" else torch.bfloat16
+            self.model.to(self._dtype)
+            self.precision = config.precision
         if self.backend == "onnx":
             self._session = cpu_session(self._export, torch.get_num_threads(), "detector", DetectorWeightsError)
         elif self.backend == "openvino":
@@ -324,8 +335,9 @@ class PlateDetector:
         if self._session is not None:
             out = self._session.run(None, {"images": x.cpu().numpy()})[0]
             return torch.from_numpy(out)
-        preds = self.model(x)
-        return preds[0] if isinstance(preds, (list, tuple)) else preds
+        preds = self.model(x.to(self._dtype))
+        preds = preds[0] if isinstance(preds, (list, tuple)) else preds
+        return preds.float()
 
     def _input_size(self, image: np.ndarray, factor: float = 1.0) -> tuple[float, int, int]:
         """(scale, width, height) of ``image`` at the network input, before padding; ``factor``
@@ -483,8 +495,11 @@ class PlateDetector:
         shapes = [self._padded_input(im, factor) for im in images]
         # Large inputs (zoom) one or two at a time: a batch of four 4K frames at zoom 2 peaked at
         # 6.5 GB against 2.2 GB for one, and batching does not speed up inputs this large.
+        # On a GPU the configured batch holds: 16 1080p frames per pass ran 3.2-3.6 ms a frame
+        # against 4.9-5.4 at 4 (benchmarks/results/throughput_streams_gpu/batch_nms_ab.txt).
         largest = max((h * w for h, w in shapes), default=1)
-        batch_size = min(self.config.batch_size, max(1, MAX_BATCH_PIXELS // largest))
+        cap = max(1, MAX_BATCH_PIXELS // largest) if torch.device(self.config.device).type == "cpu" else None
+        batch_size = min(self.config.batch_size, cap or self.config.batch_size)
         for idx in shape_batches(shapes, batch_size):
             for i, found in zip(idx, self._detect_batch([images[i] for i in idx], factor, conf)):
                 results[i] = found

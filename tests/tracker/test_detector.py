@@ -536,3 +536,33 @@ def test_clip_roi():
     assert clip_roi((600, 340, 100, 50), 640, 360) == (600, 340, 40, 20)
     assert clip_roi((-10, -5, 30, 30), 640, 360) == (0, 0, 20, 25)
     assert clip_roi((640, 0, 10, 10), 640, 360) is None
+
+
+def test_torch_backend_in_bf16_finds_the_f32_plates(clip_3s):
+    """precision bf16 on the torch back end (fp16's CPU stand-in here): weights and input in bf16,
+    the same confident plates, boxes within a pixel or two; fp16 is refused off a CUDA device."""
+    from stream.source import read_frames
+
+    frames = read_frames(clip_3s.video_path)[::30]
+    bf16 = PlateDetector(config=DetectorConfig(backend="torch", precision="bf16"))
+    assert bf16.precision == "bf16" and next(bf16.model.parameters()).dtype == torch.bfloat16
+    f32 = PlateDetector(config=DetectorConfig(backend="torch"))
+    for a, b in zip(f32.detect(frames), bf16.detect(frames)):
+        for da in (d for d in a if d.score >= 0.5):
+            db = min(b, key=lambda d: np.abs(d.box - da.box).max())
+            assert np.abs(da.box - db.box).max() < 2.0 and abs(da.score - db.score) < 0.05
+    with pytest.raises(ValueError, match="fp16"):
+        PlateDetector(config=DetectorConfig(backend="torch", precision="fp16"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the detector in fp16)")
+def test_detector_in_fp16_on_a_gpu_finds_the_f32_plates(clip_3s):
+    from stream.source import read_frames
+
+    frames = read_frames(clip_3s.video_path)[::30]
+    f32 = PlateDetector(config=DetectorConfig(backend="torch", device="cuda")).detect(frames)
+    fp16 = PlateDetector(config=DetectorConfig(backend="torch", device="cuda", precision="fp16")).detect(frames)
+    for a, b in zip(f32, fp16):
+        for da in (d for d in a if d.score >= 0.5):
+            db = min(b, key=lambda d: np.abs(d.box - da.box).max())
+            assert np.abs(da.box - db.box).max() < 2.0 and abs(da.score - db.score) < 0.05
