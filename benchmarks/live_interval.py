@@ -56,15 +56,17 @@ def write_report(results: dict, out: Path) -> None:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["runs"]:
         if "error" in r:
-            lines.append(f"| {r['round']} | {r['max_detect_every']} | failed: {r['error']} | | | | | | | | |")
-            continue
-        interval = r["frames_processed"] / max(1, r["frames_detected"] or 0)
-        lines.append(f"| {r['round']} | {r['max_detect_every']} | {r['frames_processed']} | {r['frames_dropped']} "
-                     f"| {r['processing_fps']} | {r['frames_detected']} | {interval:.2f} | {r['times_raised']} "
-                     f"| {r['max_lag_s']} | {r['tracks']} | {' '.join(r['reads'])} |")
-    (out / "live_interval.md").write_text("\n".join(lines) + "\n")
+            cells = [r["round"], r["max_detect_every"], f"failed: {r['error']}"] + [""] * 8
+        else:
+            interval = r["frames_processed"] / max(1, r["frames_detected"] or 0)
+            cells = [r[k] for k in ("round", "max_detect_every", "frames_processed", "frames_dropped", "processing_fps",
+                                    "frames_detected")]
+            cells += [f"{interval:.2f}", r["times_raised"], r["max_lag_s"], r["tracks"], " ".join(r["reads"])]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    text = "\n".join(lines) + "\n"
+    (out / "live_interval.md").write_text(text)
     plot(results, out / "live_interval.png")
-    print("\n".join(lines))
+    print(text, end="")
 
 
 def plot(results: dict, path: Path) -> None:
