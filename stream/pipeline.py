@@ -309,7 +309,7 @@ class EnhancePipeline:
 
         def detect_chunk(frames: list[Frame]) -> dict[int, list]:
             if st.detect_interval is not None:
-                st.detect_interval.update(source.stats.lag_s, time.monotonic())
+                source.stats.detect_every = st.detect_interval.update(source.stats.lag_s, time.monotonic())
                 to_detect = [f for f in frames if st.detect_interval.due()]
             else:
                 to_detect = [f for f in frames if f.index % every == 0]

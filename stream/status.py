@@ -17,7 +17,9 @@ from stream.redact import redact
 class LiveStats:
     """Counters of a live run. lag_s: age of the newest frame handed to the pipeline when it was
     handed over (s); dropped: frames decoded but skipped to keep lag bounded; reconnects: stream
-    (re)openings after the first; size: current camera frame size (w, h)."""
+    (re)openings after the first; size: current camera frame size (w, h); detect_every: the frame
+    interval of the consumer's detector now (set by the pipeline when it adapts it, see
+    ``stream.detect_interval``; shown when above 1)."""
 
     frames: int = 0
     lag_s: float = 0.0
@@ -26,6 +28,7 @@ class LiveStats:
     reconnects: int = 0
     size: tuple[int, int] = (0, 0)
     connected: bool = False
+    detect_every: int = 1
 
 
 class StatusLine:
@@ -55,6 +58,7 @@ class StatusLine:
         state = "" if stats.connected else " (reconnecting)"
         line = (f"enhance-video: live: {self.label}{state}: {fps:.1f} fps, lag {stats.lag_s:.2f} s "
                 f"(max {stats.max_lag_s:.2f}), dropped {stats.dropped}, reconnects {stats.reconnects}, "
-                f"frames {stats.frames}, {stats.size[0]}x{stats.size[1]}")
+                f"frames {stats.frames}, {stats.size[0]}x{stats.size[1]}"
+                + (f", detector on 1 frame in {stats.detect_every}" if stats.detect_every > 1 else ""))
         print(line, file=self.stream, flush=True)
         return line

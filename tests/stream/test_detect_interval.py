@@ -26,3 +26,16 @@ def test_due_detects_the_first_frame_then_one_in_current():
 def test_rejects_inconsistent_bounds(args):
     with pytest.raises(ValueError):
         AdaptiveDetectInterval(*args)
+
+
+def test_the_live_status_line_says_when_the_detector_skips_frames():
+    import io
+
+    from stream.status import LiveStats, StatusLine
+
+    out = io.StringIO()
+    status = StatusLine("rtsp://cam/1", 10.0, out)
+    stats = LiveStats(frames=30, size=(1920, 1080), connected=True)
+    assert "detector" not in status.tick(stats, force=True)
+    stats.detect_every = 3
+    assert status.tick(stats, force=True).endswith("1920x1080, detector on 1 frame in 3")

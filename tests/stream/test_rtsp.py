@@ -278,6 +278,7 @@ def test_adaptive_detect_interval_keeps_the_frames_a_slow_detector_would_drop(tm
             with src:
                 EnhancePipeline(SlowDetector(), None, config).run(src, tmp_path / str(max_every), progress=False)
         reports[max_every] = json.loads((tmp_path / str(max_every) / "report.json").read_text())
+        assert src.stats.detect_every == reports[max_every]["detection"].get("every_now", 1)  # the status line's
     fixed, adaptive = reports[1], reports[4]
     assert fixed["detection"]["frames_detected"] == fixed["frames_processed"]
     assert fixed["live"]["frames_dropped"] >= 0.3 * fixed["frames_processed"]
