@@ -495,11 +495,11 @@ class PlateDetector:
         shapes = [self._padded_input(im, factor) for im in images]
         # Large inputs (zoom) one or two at a time: a batch of four 4K frames at zoom 2 peaked at
         # 6.5 GB against 2.2 GB for one, and batching does not speed up inputs this large.
-        # On a GPU the configured batch holds: 16 1080p frames per pass ran 3.2-3.6 ms a frame
-        # against 4.9-5.4 at 4 (benchmarks/results/throughput_streams_gpu/batch_nms_ab.txt).
+        # A GPU may take 4x that: 16 1080p frames per pass ran 3.2-3.6 ms a frame against 4.9-5.4
+        # at 4 (benchmarks/results/throughput_streams_gpu/batch_nms_ab.txt).
         largest = max((h * w for h, w in shapes), default=1)
-        cap = max(1, MAX_BATCH_PIXELS // largest) if torch.device(self.config.device).type == "cpu" else None
-        batch_size = min(self.config.batch_size, cap or self.config.batch_size)
+        limit = MAX_BATCH_PIXELS * (1 if torch.device(self.config.device).type == "cpu" else 4)
+        batch_size = min(self.config.batch_size, max(1, limit // largest))
         for idx in shape_batches(shapes, batch_size):
             for i, found in zip(idx, self._detect_batch([images[i] for i in idx], factor, conf)):
                 results[i] = found
