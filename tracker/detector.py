@@ -284,6 +284,9 @@ class PlateDetector:
         self._session = None
         self.precision = "f32"
         self._dtype = torch.float32  # the torch back end's weights and input
+        # Network-input pixels per forward pass. A GPU may take 4x the CPU's: 16 1080p frames per
+        # pass ran 3.2-3.6 ms a frame against 4.9-5.4 at 4 (throughput_streams_gpu/batch_nms_ab.txt).
+        self._batch_pixels = MAX_BATCH_PIXELS * (1 if torch.device(config.device).type == "cpu" else 4)
         if config.precision == "fp16" and (self.backend != "torch" or torch.device(config.device).type != "cuda"):
             raise ValueError("detector precision fp16 runs on the torch back end on a CUDA device")
         if self.backend == "torch" and config.precision in ("fp16", "bf16"):
@@ -495,11 +498,8 @@ class PlateDetector:
         shapes = [self._padded_input(im, factor) for im in images]
         # Large inputs (zoom) one or two at a time: a batch of four 4K frames at zoom 2 peaked at
         # 6.5 GB against 2.2 GB for one, and batching does not speed up inputs this large.
-        # A GPU may take 4x that: 16 1080p frames per pass ran 3.2-3.6 ms a frame against 4.9-5.4
-        # at 4 (benchmarks/results/throughput_streams_gpu/batch_nms_ab.txt).
         largest = max((h * w for h, w in shapes), default=1)
-        limit = MAX_BATCH_PIXELS * (1 if torch.device(self.config.device).type == "cpu" else 4)
-        batch_size = min(self.config.batch_size, max(1, limit // largest))
+        batch_size = min(self.config.batch_size, max(1, self._batch_pixels // largest))
         for idx in shape_batches(shapes, batch_size):
             for i, found in zip(idx, self._detect_batch([images[i] for i in idx], factor, conf)):
                 results[i] = found
