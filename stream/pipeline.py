@@ -285,8 +285,8 @@ class EnhancePipeline:
                        else ("bicubic" if background else "both"),
                        region=self._outlined_region(info.width, info.height))
         every = max(1, self.config.detect_every)
-        if live and self.config.live_max_detect_every > every:
-            fps = info.fps or 30.0
+        if live and self.config.live_max_detect_every > every and source.config.max_lag_s > 0:
+            fps = min(max(info.fps or 30.0, 1.0), 120.0)  # a camera's advertised rate can be missing or odd
             high = source.config.max_lag_s / 4
             st.detect_interval = AdaptiveDetectInterval(every, self.config.live_max_detect_every, high_s=high,
                                                         low_s=min(2 / fps, high / 2))
