@@ -5,20 +5,16 @@ variant's detections against those of batch 4 with NMS on the device. Run on a l
     python3 scripts/detector_batch_nms_ab.py [cuda|cpu]   # results/throughput_streams_gpu/batch_nms_ab.txt
 """
 import sys
-import time
 from dataclasses import replace
 
 import numpy as np
 import torch
 
-import tracker.detector as td
-from tracker.detector import DetectorConfig, PlateDetector
-from train.synth.scenes import SceneConfig, render_scene_frame
+from gpu_ab_setup import detector_and_frames, timed
 
 dev = sys.argv[1] if len(sys.argv) > 1 else "cuda"
-sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
-det = PlateDetector(config=DetectorConfig(device=dev, backend="torch"))
-frames = [render_scene_frame(SceneConfig(width=1920, height=1080, seconds=1, n_plates=3), 1, i)[0] for i in range(16)]
+det, frames = detector_and_frames(dev)
+det._batch_pixels = 32 * 1280 * 736  # batches of 16 1080p frames also on a CPU dry run
 gpu_forward = det._forward
 
 
@@ -26,22 +22,13 @@ def cpu_post_forward(x):
     return gpu_forward(x).cpu()
 
 
-def timed(fn, reps=5):
-    fn(); sync()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter(); fn(); sync(); ts.append(time.perf_counter() - t)
-    return 1000 * float(np.median(ts))
-
-
-td.MAX_BATCH_PIXELS = 32 * 1280 * 736
 ref = det.detect(frames)
 for rnd in range(2):
     for nms_where, fwd in (("device", gpu_forward), ("cpu", cpu_post_forward)):
         for batch in (4, 16):
             det._forward = fwd
             det.config = replace(det.config, batch_size=batch)
-            ms = timed(lambda: det.detect(frames)) / 16
+            ms = timed(lambda: det.detect(frames), dev) / 16
             out = det.detect(frames)
             counts = all(len(a) == len(b) for a, b in zip(out, ref))
             moved = max((float(np.abs(p.box - q.box).max()) for a, b in zip(out, ref) for p, q in zip(a, b)), default=0.0)
@@ -53,6 +40,6 @@ from ultralytics.utils.nms import non_max_suppression  # noqa: E402
 x, _ = det._letterbox(frames[:4])
 with torch.inference_mode():
     p = det._forward(x)
-    g = timed(lambda: [d.cpu() for d in non_max_suppression(p, 0.02, 0.5, max_det=300, nc=1)]) / 4
-    c = timed(lambda: non_max_suppression(p.cpu(), 0.02, 0.5, max_det=300, nc=1)) / 4
+    g = timed(lambda: [d.cpu() for d in non_max_suppression(p, 0.02, 0.5, max_det=300, nc=1)], dev) / 4
+    c = timed(lambda: non_max_suppression(p.cpu(), 0.02, 0.5, max_det=300, nc=1), dev) / 4
 print(f"NMS alone per frame (batch of 4): on the device {g:.2f} ms, moved to the CPU first {c:.2f} ms", flush=True)

@@ -4,36 +4,24 @@ with the letterbox and the network timed alone (medians of 5 after a warm-up). R
     python3 scripts/detector_letterbox_ab.py [cuda|cpu]   # results: benchmarks/results/throughput_streams_gpu/letterbox_ab.txt
 """
 import sys
-import time
 
 import numpy as np
 import torch
 
-from tracker.detector import DetectorConfig, PlateDetector
-from train.synth.scenes import SceneConfig, render_scene_frame
+from gpu_ab_setup import detector_and_frames, timed
 
 dev = sys.argv[1] if len(sys.argv) > 1 else "cuda"
-sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
-det = PlateDetector(config=DetectorConfig(device=dev, backend="torch"))
-frames = [render_scene_frame(SceneConfig(width=1920, height=1080, seconds=1, n_plates=3), 1, i)[0] for i in range(16)]
-
-
-def timed(fn, reps=5):
-    fn(); sync()
-    best = []
-    for _ in range(reps):
-        t = time.perf_counter(); fn(); sync(); best.append(time.perf_counter() - t)
-    return 1000 * float(np.median(best))
+det, frames = detector_and_frames(dev)
 
 
 found = {}
 for name, on_device in (("device", True), ("cpu", False), ("device", True), ("cpu", False)):
     det._input_on_device = on_device  # where PlateDetector._letterbox prepares the batch
-    total = timed(lambda: [det.detect(frames[i:i + 4]) for i in range(0, 16, 4)]) / 16
-    lbt = timed(lambda: [det._letterbox(frames[i:i + 4]) for i in range(0, 16, 4)]) / 16
+    total = timed(lambda: [det.detect(frames[i:i + 4]) for i in range(0, 16, 4)], dev) / 16
+    lbt = timed(lambda: [det._letterbox(frames[i:i + 4]) for i in range(0, 16, 4)], dev) / 16
     x, _ = det._letterbox(frames[:4])
     with torch.inference_mode():
-        fwd = timed(lambda: det._forward(x)) / 4
+        fwd = timed(lambda: det._forward(x), dev) / 4
     print(f"letterbox {name}: detect {total:.2f} ms/frame, letterbox {lbt:.2f}, forward {fwd:.2f} (batch 4)", flush=True)
     found[name] = det.detect(frames[:4])
 a, b = found["device"], found["cpu"]

@@ -283,11 +283,12 @@ class PlateDetector:
         self.backend = self._resolve_backend(config.backend)
         self._session = None
         self.precision = "f32"
+        device_type = torch.device(config.device).type
         self._dtype = torch.float32  # the torch back end's weights and input
         # Network-input pixels per forward pass. A GPU may take 4x the CPU's: 16 1080p frames per
         # pass ran 3.2-3.6 ms a frame against 4.9-5.4 at 4 (throughput_streams_gpu/batch_nms_ab.txt).
-        self._batch_pixels = MAX_BATCH_PIXELS * (1 if torch.device(config.device).type == "cpu" else 4)
-        if config.precision == "fp16" and (self.backend != "torch" or torch.device(config.device).type != "cuda"):
+        self._batch_pixels = MAX_BATCH_PIXELS * (1 if device_type == "cpu" else 4)
+        if config.precision == "fp16" and (self.backend != "torch" or device_type != "cuda"):
             raise ValueError("detector precision fp16 runs on the torch back end on a CUDA device")
         if self.backend == "torch" and config.precision in ("fp16", "bf16"):
             self._dtype = torch.float16 if config.precision == "fp16" else torch.bfloat16
@@ -301,7 +302,7 @@ class PlateDetector:
                                          config.precision, static_shapes=True)
             self.precision = self._session.precision
         # On a GPU the frames go up as uint8 and are letterboxed there (:meth:`_letterbox_on_device`).
-        self._input_on_device = self._session is None and torch.device(config.device).type != "cpu"
+        self._input_on_device = self._session is None and device_type != "cpu"
         self.refiner = None
         if config.refine_corners:
             from tracker.corners import CornerRefiner, RefinerWeightsError
@@ -393,7 +394,8 @@ class PlateDetector:
         otherwise (tests/tracker/test_detector.py)."""
         import torch.nn.functional as F
 
-        x = torch.full((len(images), 3, hp, wp), 114 / 255, dtype=torch.float32, device=self.config.device)
+        # Built in the network's number format: no second full-batch cast in :meth:`_forward`.
+        x = torch.full((len(images), 3, hp, wp), 114 / 255, dtype=self._dtype, device=self.config.device)
         for i, (im, (r, w, h)) in enumerate(zip(images, sizes)):
             t = torch.from_numpy(np.ascontiguousarray(im)).to(self.config.device)
             t = t.permute(2, 0, 1).flip(0).unsqueeze(0).float()  # (1, 3, H, W) RGB, 0-255
