@@ -7,8 +7,9 @@
 End to end is the real pipeline (decode → detect → track → SR → annotate → encode) on
 synthetic clips with plates: in this process for one stream, beside a naive baseline in the same
 run (a detector call per frame, one eager fp32 generator call per crop on every frame,
-foreground encoding), and the same pipeline without the annotated video (``enhance-video
---no-video``: tracks, reports and crops only); ``--streams N ...`` runs the ``enhance-video`` CLI on N copies of the
+foreground encoding), the same pipeline without the annotated video (``enhance-video
+--no-video``: tracks, reports and crops only) and with plate reads (the OCR, on by default in
+``enhance-video``; the other rows are ``--no-read``); ``--streams N ...`` runs the ``enhance-video`` CLI on N copies of the
 largest clip at once (one process, shared models; ``--workers W``: the pipelines in W worker
 processes, the models in one) and reports each stream's and the total fps.
 An encoder table times the annotated video's x264 settings alone on the largest clip (fps, CPU
@@ -299,6 +300,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive baseline")
     p.add_argument("--no-video-rows", dest="video_rows", action="store_false",
                    help="skip the end-to-end runs without the annotated video (enhance-video --no-video)")
+    p.add_argument("--no-reads-rows", dest="reads_rows", action="store_false",
+                   help="skip the end-to-end runs with plate reads (enhance-video's default; the other rows are "
+                        "--no-read)")
     p.add_argument("--streams-no-video", action="store_true", help="the several-streams runs with --no-video")
     p.add_argument("--streams-hwaccel", default=None, metavar="TYPE",
                    help="the several-streams runs with enhance-video --hwaccel TYPE (cuda: NVDEC decoding)")
@@ -324,6 +328,11 @@ def main(argv: list[str] | None = None) -> None:
     from train.synth.scenes import SceneConfig, write_scene_clip
 
     configure_opencv_threads()  # as enhance-video runs
+    reader = None
+    if args.reads_rows:
+        from stream.reads import PlateReader
+
+        reader = PlateReader()
     detector = PlateDetector(config=DetectorConfig(device=args.device, backend=args.detector_backend, imgsz=args.imgsz,
                                                    zoom=args.zoom, precision=args.detector_precision))
     enhancer = PlateEnhancer(config=EnhancerConfig(device=args.device, backend=args.sr_backend,
@@ -353,6 +362,13 @@ def main(argv: list[str] | None = None) -> None:
                 with VideoSource(clip.video_path) as src:
                     res = pipe.run(src, Path(tmp) / f"out{h}_{tag}{every}", progress=False)
                 row[f"end_to_end_fps_{tag}detect_every_{every}"] = round(res.fps, 2)
+            for every in (1, 3) if reader is not None else ():  # the CLI's default: plates read as well
+                pipe = EnhancePipeline(detector, enhancer, PipelineConfig(detect_every=every), reader=reader)
+                with VideoSource(clip.video_path) as src:
+                    res = pipe.run(src, Path(tmp) / f"out{h}_reads_{every}", progress=False)
+                row[f"end_to_end_fps_reads_detect_every_{every}"] = round(res.fps, 2)
+                report = json.loads((Path(tmp) / f"out{h}_reads_{every}" / "report.json").read_text())
+                row[f"reads_detect_every_{every}"] = {k: report["reads"][k] for k in ("done", "skipped_settled")}
             if args.naive and not args.quick:
                 with VideoSource(clip.video_path) as src:
                     res = naive_pipeline(args.device).run(src, Path(tmp) / f"naive{h}", progress=False)
@@ -398,8 +414,9 @@ def write_report(results: dict, out: Path) -> None:
              *[f"| {g['backend']} | {g['precision']} | {g['channels_last']} | {g.get('batch', '-')} | "
                f"{g.get('crops_per_s', 'skipped: ' + g.get('skipped', ''))} |" for g in results["generator"]], "",
              "| video | detector | generator | decode fps | detector ms/frame | end-to-end fps (detect every 1) "
-             "| (every 3) | no video (every 1 / every 3) | naive baseline fps | speed-up (every 1 / every 3) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| (every 3) | no video (every 1 / every 3) | with plate reads (every 1 / every 3) | naive baseline fps "
+             "| speed-up (every 1 / every 3) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["videos"]:
         naive = (f"{r['naive_fps']} | {r['speedup_vs_naive']}x / {r['speedup_vs_naive_detect_every_3']}x"
                  if "naive_fps" in r else "- | -")
@@ -408,7 +425,9 @@ def write_report(results: dict, out: Path) -> None:
                      f"{r['decode_fps']} | {r['detector_ms_per_frame']} | "
                      f"{r['end_to_end_fps_detect_every_1']} | {r['end_to_end_fps_detect_every_3']} | "
                      f"{r.get('end_to_end_fps_no_video_detect_every_1', '-')} / "
-                     f"{r.get('end_to_end_fps_no_video_detect_every_3', '-')} | {naive} |")
+                     f"{r.get('end_to_end_fps_no_video_detect_every_3', '-')} | "
+                     f"{r.get('end_to_end_fps_reads_detect_every_1', '-')} / "
+                     f"{r.get('end_to_end_fps_reads_detect_every_3', '-')} | {naive} |")
     if results.get("encoder"):
         lines += ["", "Annotated-video encoder alone (x264 crf 23 through `VideoSink` on the last clip's decoded frames; "
                   "core-ms: CPU time of all threads per frame):", "",

@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fusion weights (.safetensors; default: the shipped sr_model/weights/fusion_x4.safetensors)")
     g.add_argument("--no-read", action="store_true",
                    help="no plate reads (OCR of each enhanced plate and its bicubic upscale, voted per track; on by default)")
+    g.add_argument("--reread-settled", type=float, default=1.0, metavar="S",
+                   help="once a plate's reads agree (8 reads, 75 %% of them and the latest one reading the voted "
+                        "text), read it again only every S seconds, or at once when it is seen 20 %% wider than in "
+                        "any read so far (default 1.0; 0: read every enhanced crop, about 5 reads a second per "
+                        "plate)")
     g.add_argument("--read-from", choices=("auto", "both", "enhanced", "bicubic"), default="auto",
                    help="which image of each plate the OCR reads: both (the enhanced plate and its bicubic x4 "
                         "upscale, one vote over all; on footage of real plates this read the most plates, for "
@@ -213,6 +218,8 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error("--detector-batch must be >= 1")
     if args.sr_interval < 0:
         parser.error("--sr-interval must be >= 0")
+    if args.reread_settled < 0:
+        parser.error("--reread-settled must be >= 0")
     if not 0 <= args.fuse <= MAX_FUSE_K:
         parser.error(f"--fuse must be between 0 and {MAX_FUSE_K}")
     if not 0 < args.conf < 1:
@@ -346,7 +353,7 @@ def _pipeline(args: argparse.Namespace, models, live: bool, reader=None):
         preset=args.preset, x264_params=args.x264_params,
         detect_batch=1 if live else 4, sr_interval_s=args.sr_interval,  # live: no waiting to fill a batch
         fuse_k=fusion.config.k if fusion is not None else 0, rectify=not args.no_rectify,
-        video=not args.no_video, read_from=args.read_from,
+        video=not args.no_video, read_from=args.read_from, reread_settled_s=args.reread_settled,
         detect_ahead=not live, live_max_detect_every=args.max_detect_every),  # live: no frame of added latency
         reader=reader,
         fusion=fusion)

@@ -55,6 +55,7 @@ from stream.errors import InputError, OutputError
 from stream.live import LiveSource, StreamEvent
 from stream.outputs import (BEST_CROP_NAME, CROPS_DIR, ENHANCED_CROP_NAME, EVENTS_NAME, READ_CROP_NAME,
                             REPORT_NAME, TRACKS_NAME, VIDEO_NAME)
+from stream.read_schedule import ReadSchedule
 from stream.reads import PlateReader, ReadQueue, ReadRequest, TrackRead, TrackVotes, VotedRead, normalise_plate
 from stream.signals import finalising
 from stream.sink import VideoSink
@@ -98,6 +99,9 @@ class PipelineConfig:
     vote over all: twice the OCR work), ``"enhanced"``, ``"bicubic"`` or ``"auto"``: both where reads
     run inline (files), bicubic where they run in the background (live streams: twice the OCR work
     there means dropped reads on a small CPU); without SR always bicubic;
+    reread_settled_s: once a track's vote has settled (8 reads, 75 % of them and the latest one
+    reading its text), read it only every this many seconds, or when its crop is 20 % wider than
+    in any read so far (:class:`stream.read_schedule.ReadSchedule`; 0: read every enhanced crop);
     detect_ahead: run the detector on the next chunk of frames (on its own thread) while this one's
     frames are tracked, enhanced, drawn and encoded: the same outputs, one chunk more of latency
     (1080p on 2 CPU cores: +11 % fps with ``detect_every`` 3, level with 1; enhance-video uses it
@@ -126,6 +130,7 @@ class PipelineConfig:
     rectify_margin: float = 0.08
     video: bool = True
     read_from: str = "auto"
+    reread_settled_s: float = 1.0
     detect_ahead: bool = True
     live_max_detect_every: int = 1
 
@@ -206,6 +211,7 @@ class _RunState:
     votes: TrackVotes
     reads: ReadQueue | None
     read_throttle: SRScheduler  # when reads run without SR
+    read_schedule: ReadSchedule  # fewer reads of tracks whose vote has settled
     read_from: str  # PipelineConfig.read_from with "auto" resolved for this run
     read_written_at: dict[int, float] = field(default_factory=dict)
     insets: InsetCache = field(default_factory=InsetCache)  # resized insets of the live tracks
@@ -281,6 +287,7 @@ class EnhancePipeline:
                                                     max(1, round(self.config.forget_after_s * (info.fps or 30)))),
                        reads=ReadQueue(self.reader, background=background) if self.reader is not None else None,
                        read_throttle=SRScheduler(self.config.sr_interval_s),
+                       read_schedule=ReadSchedule(self.config.reread_settled_s),
                        read_from=self.config.read_from if self.config.read_from != "auto"
                        else ("bicubic" if background else "both"),
                        region=self._outlined_region(info.width, info.height))
@@ -493,6 +500,7 @@ class EnhancePipeline:
                 draw_track(annotated, tr.box, tr.track_id, st.scheduler.latest(tr.track_id),
                            label=voted.text if voted is not None else "", inset_cache=st.insets)
         st.insets.keep_only({tr.track_id for tr in tracks})
+        st.read_schedule.keep_only(tr.track_id for tr in tracks)
         return annotated
 
     def _enhance(self, crops: list[PlateCrop], history: dict[int, deque], st: _RunState) -> None:
@@ -520,7 +528,7 @@ class EnhancePipeline:
         if self.enhancer is not None:
             out = []
             for c in crops:
-                if c.enhanced is None:
+                if c.enhanced is None or not st.read_schedule.due(c.track_id, c.image.shape[1], frame.pts_s):
                     continue
                 if st.read_from in ("both", "enhanced"):
                     out.append(ReadRequest(c.track_id, frame.index, frame.pts_s, c.enhanced, "enhanced"))
@@ -534,7 +542,7 @@ class EnhancePipeline:
         due = st.read_throttle.due([c.track_id for c in crops], [detected[c.track_id] for c in crops], frame.pts_s)
         out = []
         for c, d in zip(crops, due):
-            if d:
+            if d and st.read_schedule.due(c.track_id, c.image.shape[1], frame.pts_s):
                 up = bicubic_upscale(c.image, 4)
                 st.read_throttle.store(c.track_id, up, frame.pts_s)
                 out.append(ReadRequest(c.track_id, frame.index, frame.pts_s, up, "bicubic"))
@@ -547,6 +555,11 @@ class EnhancePipeline:
         latest: dict[int, list[TrackRead]] = {}
         for r in results:
             voted = st.votes.add(r, st.clock)
+            if voted is None:
+                st.read_schedule.record(r.track_id, False, 0, 0)
+            else:
+                st.read_schedule.record(r.track_id, normalise_plate(r.read.text) == voted.text, voted.n_reads,
+                                        voted.support)
             latest.setdefault(r.track_id, []).append(r)
             s = st.summaries.get(r.track_id)
             if s is not None and voted is not None:
@@ -651,7 +664,8 @@ class EnhancePipeline:
         if q is not None:
             reads.update(engine=_ocr_engine(), mode="background" if q.background else "inline",
                          source=self._read_source(st.read_from),
-                         done=q.done, dropped=q.dropped, failed=q.failed, seconds=round(q.seconds, 2))
+                         done=q.done, dropped=q.dropped, failed=q.failed, seconds=round(q.seconds, 2),
+                         skipped_settled=st.read_schedule.skipped, reread_settled_s=self.config.reread_settled_s)
         fusion = {"k": self.config.fuse_k if self.fusion is not None else 0}
         # wall time of the per-frame stages (inline reads: reads.seconds), to see what a run spent where
         stages = {"super_resolution_s": round(st.sr_s, 2), "fusion_s": round(st.fusion_s, 2)}

@@ -11,6 +11,8 @@ def test_quick_throughput_run_writes_tables_and_plot(tmp_path):
     assert {g["backend"] for g in gen} >= {"eager", "onnx"} and all(g["crops_per_s"] > 0 for g in gen)
     assert res["videos"][0]["end_to_end_fps_detect_every_1"] > 0
     assert res["videos"][0]["end_to_end_fps_no_video_detect_every_1"] > 0  # enhance-video --no-video
+    assert res["videos"][0]["end_to_end_fps_reads_detect_every_1"] > 0  # enhance-video default: plates read
+    assert res["videos"][0]["reads_detect_every_1"]["done"] > 0
     enc = {(r["preset"], r["x264_params"]): r for r in res["encoder"]}
     assert [r["preset"] for r in res["encoder"] if r["default"]] == ["veryfast"]
     assert enc[("veryfast", "subme=1:me=dia")]["y_psnr_db"] > 30 and all(r["kib"] > 0 for r in enc.values())

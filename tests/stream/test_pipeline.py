@@ -239,6 +239,49 @@ def test_reads_are_voted_per_track_and_written_with_their_evidence(clip_3s, tmp_
         assert any(im.shape == evidence.shape and np.array_equal(im, evidence) for im in reader.images)
 
 
+def test_settled_plates_are_read_less_often(clip_3s, tmp_path):
+    """Once a track's reads agree (8 reads, the latest too), it is read about once per
+    ``reread_settled_s`` instead of on every enhanced crop; the skipped reads are counted."""
+    from stream.pipeline import EnhancePipeline, PipelineConfig
+    from stream.source import VideoSource
+    from tracker.detector import PlateDetector
+
+    reader = _ScriptedReader(script=(("AB123", 0.9),))
+    pipe = EnhancePipeline(PlateDetector(), _FakeEnhancer(), PipelineConfig(sr_interval_s=0.0, fuse_k=0,
+                                                                            read_from="enhanced",
+                                                                            reread_settled_s=1.0), reader=reader)
+    with VideoSource(clip_3s.video_path) as src:
+        result = pipe.run(src, tmp_path, progress=False)
+    report = json.loads((tmp_path / "report.json").read_text())
+    reads = report["reads"]
+    enhanced = sum(t.enhanced for t in result.tracks)
+    assert reads["done"] == len(reader.images) and reads["done"] + reads["skipped_settled"] == enhanced
+    assert reads["skipped_settled"] > reads["done"]  # 3 s at 30 fps: ~90 crops a track, ~8 + 3 reads
+    lines = [json.loads(ln) for ln in (tmp_path / "tracks.jsonl").read_text().splitlines()]
+    by_track: dict[int, list[float]] = {}
+    for ln in lines:
+        if "reads" in ln:
+            by_track.setdefault(ln["track_id"], []).append(ln["time_s"])
+    for t in report["tracks"]:
+        if t["n_reads"]:
+            assert t["read"] == "AB123"
+    for times in by_track.values():
+        assert len(times) >= 8
+        # after the 8 settling reads, reads are a second apart unless the plate came closer
+        # (its crop 20 % wider than in any read before)
+        assert len(times) <= 8 + 2 * 3 + 1
+
+    pipe = EnhancePipeline(PlateDetector(), _FakeEnhancer(), PipelineConfig(sr_interval_s=0.0, fuse_k=0,
+                                                                            read_from="enhanced",
+                                                                            reread_settled_s=0.0),
+                           reader=_ScriptedReader(script=(("AB123", 0.9),)))
+    with VideoSource(clip_3s.video_path) as src:
+        result = pipe.run(src, tmp_path / "every", progress=False)
+    report = json.loads((tmp_path / "every" / "report.json").read_text())
+    assert report["reads"]["skipped_settled"] == 0
+    assert report["reads"]["done"] == sum(t.enhanced for t in result.tracks)
+
+
 def test_both_reads_each_due_plate_enhanced_and_bicubic_in_one_vote(clip_3s, tmp_path):
     from stream.pipeline import EnhancePipeline, PipelineConfig
     from stream.source import VideoSource
