@@ -101,10 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "plate)")
     g.add_argument("--read-from", choices=("auto", "both", "enhanced", "bicubic"), default="auto",
                    help="which image of each plate the OCR reads: both (the enhanced plate and its bicubic x4 "
-                        "upscale, one vote over all; on footage of real plates this read the most plates, for "
-                        "twice the OCR work), enhanced, or bicubic (the better single image there); default auto: "
-                        "both for files, bicubic for live streams, whose OCR runs beside the frame loop and drops "
-                        "reads while busy (benchmarks/results/track_reads)")
+                        "upscale, one vote over all, for twice the OCR work), enhanced, or bicubic; default auto: "
+                        "bicubic (on footage of real plates it reads as many plates exactly as both, and more "
+                        "than the enhanced image alone: benchmarks/results/track_reads)")
     g = p.add_argument_group("detection and tracking")
     g.add_argument("--imgsz", type=_imgsz, default=None, metavar="N|auto",
                    help="detector input size, px of the long side (default auto: half the frame's long side "

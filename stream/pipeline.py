@@ -96,9 +96,10 @@ class PipelineConfig:
     annotated video (False: tracks, reports and crops only, nothing drawn or encoded: at 1080p the
     encoder is the pipeline's largest CPU cost, and a many-camera box may want the reads alone);
     read_from: which images of a due plate the OCR reads, ``"both"`` (enhanced and bicubic ×4, one
-    vote over all: twice the OCR work), ``"enhanced"``, ``"bicubic"`` or ``"auto"``: both where reads
-    run inline (files), bicubic where they run in the background (live streams: twice the OCR work
-    there means dropped reads on a small CPU); without SR always bicubic;
+    vote over all: twice the OCR work), ``"enhanced"``, ``"bicubic"`` or ``"auto"``: bicubic (on the
+    footage of real plates of benchmarks/results/track_reads the vote over both images and the
+    bicubic reads alone read as many plates exactly over four runs, the enhanced reads alone
+    fewer; live, twice the OCR work means dropped reads on a small CPU); without SR always bicubic;
     reread_settled_s: once a track's vote has settled (8 reads, 75 % of them and the latest one
     reading its text), read it only every this many seconds, or when its crop is 20 % wider than
     in any read so far (:class:`stream.read_schedule.ReadSchedule`; 0: read every enhanced crop);
@@ -288,8 +289,7 @@ class EnhancePipeline:
                        reads=ReadQueue(self.reader, background=background) if self.reader is not None else None,
                        read_throttle=SRScheduler(self.config.sr_interval_s),
                        read_schedule=ReadSchedule(self.config.reread_settled_s),
-                       read_from=self.config.read_from if self.config.read_from != "auto"
-                       else ("bicubic" if background else "both"),
+                       read_from=self.config.read_from if self.config.read_from != "auto" else "bicubic",
                        region=self._outlined_region(info.width, info.height))
         every = max(1, self.config.detect_every)
         if live and self.config.live_max_detect_every > every and source.config.max_lag_s > 0:

@@ -55,7 +55,7 @@ def test_report_and_best_crops_per_track(run_result):
 
 
 def test_default_run_reads_the_plates_with_the_independent_ocr(clip_3s, run_result):
-    """The CLI's default run reads plates (RapidOCR on the enhanced crops, voted per track); on
+    """The CLI's default run reads plates (RapidOCR on the bicubic x4 crops, voted per track); on
     this clip at least one plate is read exactly and every read is close to a true plate."""
     from benchmarks.ocr import char_accuracy
 
@@ -73,10 +73,10 @@ def test_default_run_reads_the_plates_with_the_independent_ocr(clip_3s, run_resu
     assert exact >= 1, ([t["read"] for t in read], truths)
     lines = [json.loads(ln) for ln in (run_result / "tracks.jsonl").read_text().splitlines()]
     assert sum(len(ln.get("reads", [])) for ln in lines) == report["reads"]["done"]
-    # by default each due plate is read twice: its enhanced image and its bicubic x4 upscale
+    # by default each due plate's bicubic x4 upscale is read (the image the OCR reads best)
     sources = [r["from"] for ln in lines for r in ln.get("reads", [])]
-    assert sources.count("enhanced") == sources.count("bicubic") > 0
-    assert report["reads"]["source"] == "enhanced + bicubic x4"
+    assert set(sources) == {"bicubic"}
+    assert report["reads"]["source"] == "bicubic x4"
 
 
 def test_reconnect_resets_tracker_keeps_ids_unique_and_letterboxes(clip_3s, tmp_path):
@@ -293,7 +293,8 @@ def test_both_reads_each_due_plate_enhanced_and_bicubic_in_one_vote(clip_3s, tmp
 
     reader = _ScriptedReader()
     enhancer = Negated()
-    pipe = EnhancePipeline(PlateDetector(), enhancer, PipelineConfig(sr_interval_s=0.2, fuse_k=0), reader=reader)
+    pipe = EnhancePipeline(PlateDetector(), enhancer, PipelineConfig(sr_interval_s=0.2, fuse_k=0, read_from="both"),
+                           reader=reader)
     with VideoSource(clip_3s.video_path) as src:
         result = pipe.run(src, tmp_path, progress=False)
     lines = [json.loads(ln) for ln in (tmp_path / "tracks.jsonl").read_text().splitlines()]
