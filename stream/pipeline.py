@@ -58,7 +58,7 @@ from stream.outputs import (BEST_CROP_NAME, CROPS_DIR, ENHANCED_CROP_NAME, EVENT
 from stream.read_schedule import ReadSchedule
 from stream.reads import PlateReader, ReadQueue, ReadRequest, TrackRead, TrackVotes, VotedRead, normalise_plate
 from stream.signals import finalising
-from stream.sink import VideoSink
+from stream.sink import VideoSink, video_size
 from stream.sr_schedule import SRScheduler
 from stream.source import VideoSource
 from stream.types import Frame, PlateCrop
@@ -100,6 +100,10 @@ class PipelineConfig:
     footage of real plates of benchmarks/results/track_reads the vote over both images and the
     bicubic reads alone read as many plates exactly over four runs, the enhanced reads alone
     fewer; live, twice the OCR work means dropped reads on a small CPU); without SR always bicubic;
+    video_height: the annotated video at most this many px tall: taller frames are scaled down
+    (aspect kept) before the boxes and insets are drawn on them, so x264 encodes fewer pixels (a
+    4K camera at 1080p: a quarter); tracks, reports, crops and insets keep the input's resolution.
+    None: the input's size;
     reread_settled_s: once a track's vote has settled (8 reads, 75 % of them and the latest one
     reading its text), read it only every this many seconds, or when its crop is 20 % wider than
     in any read so far (:class:`stream.read_schedule.ReadSchedule`; 0: read every enhanced crop);
@@ -132,6 +136,7 @@ class PipelineConfig:
     video: bool = True
     read_from: str = "auto"
     reread_settled_s: float = 1.0
+    video_height: int | None = None
     detect_ahead: bool = True
     live_max_detect_every: int = 1
 
@@ -272,7 +277,8 @@ class EnhancePipeline:
         # loses about a second of video.
         sink = _NoVideo()
         if self.config.video:
-            sink = VideoSink(out_dir / VIDEO_NAME, info.width, info.height, info.fps, info.time_base,
+            video_w, video_h = video_size(info.width, info.height, self.config.video_height)
+            sink = VideoSink(out_dir / VIDEO_NAME, video_w, video_h, info.fps, info.time_base,
                              crf=self.config.crf, preset=self.config.preset, x264_params=self.config.x264_params,
                              audio=info.audio,
                              fragment_s=1.0 if live else None, keyint=max(1, round(2 * info.fps)) if live else None,
@@ -481,9 +487,13 @@ class EnhancePipeline:
             arrived = self._apply_reads(st.reads.poll(), st)
             st.votes.seen((tr.track_id for tr in tracks), st.clock)
         # Drawn in place: nothing reads the decoded frame after this (crops above are copies).
-        annotated = frame.image
+        annotated, scale = frame.image, 1.0
+        if self.config.video and self.config.video_height and height > self.config.video_height:
+            annotated = cv2.resize(frame.image, video_size(width, height, self.config.video_height),
+                                   interpolation=cv2.INTER_AREA)
+            scale = annotated.shape[0] / height
         if st.region is not None and self.config.video:
-            draw_region(annotated, st.region)
+            draw_region(annotated, st.region if scale == 1.0 else tuple(round(v * scale) for v in st.region))
         for tr in tracks:
             voted = st.votes.voted(tr.track_id) if st.reads is not None else None
             self._write_line(frame, tr, st.jsonl, arrived.get(tr.track_id), voted)
@@ -497,7 +507,7 @@ class EnhancePipeline:
                     st.best[tr.track_id] = _BestCrop(q, crop, written_at=old.written_at if old else float("-inf"),
                                                      sequence=seq)
             if self.config.video:
-                draw_track(annotated, tr.box, tr.track_id, st.scheduler.latest(tr.track_id),
+                draw_track(annotated, tr.box * scale, tr.track_id, st.scheduler.latest(tr.track_id),
                            label=voted.text if voted is not None else "", inset_cache=st.insets)
         st.insets.keep_only({tr.track_id for tr in tracks})
         st.read_schedule.keep_only(tr.track_id for tr in tracks)

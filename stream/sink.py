@@ -44,6 +44,16 @@ def fit_into(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
+def video_size(width: int, height: int, max_height: int | None) -> tuple[int, int]:
+    """(width, height) px of the annotated video for ``width`` x ``height`` frames: unchanged when
+    ``max_height`` is None or not smaller; else ``max_height`` (rounded down to even, at least 2)
+    tall, the width scaled alike and rounded to even (x264's yuv420p needs even sides)."""
+    if not max_height or height <= max_height:
+        return width, height
+    h = max(2, max_height - max_height % 2)
+    return max(2, 2 * round(width * h / height / 2)), h
+
+
 class VideoSink:
     """Write BGR uint8 frames to an H.264 file of one size; frames of another size are fitted into
     it (:func:`fit_into`), so a stream that changes resolution never breaks the recording.

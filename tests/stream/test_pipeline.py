@@ -351,6 +351,46 @@ def test_no_video_writes_the_same_tracks_reports_and_crops_without_the_video(cli
     assert sorted(p.name for p in (without / "crops").iterdir()) == sorted(p.name for p in (with_video / "crops").iterdir())
 
 
+def test_video_height_scales_the_annotated_video_only(clip_3s, tmp_path):
+    """--video-height: the annotated video is scaled down and drawn at its own size (boxes where
+    the plates are in it); the models still see full frames, so tracks and crops are unchanged."""
+    import cv2
+
+    from stream.pipeline import EnhancePipeline, PipelineConfig
+    from stream.sink import video_size
+    from stream.source import VideoSource
+    from tracker.detector import PlateDetector
+
+    w, h = clip_3s.size
+    small = h // 2
+    detector = PlateDetector()
+    outs = {}
+    for height in (None, small):
+        outs[height] = tmp_path / f"h{height}"
+        with VideoSource(clip_3s.video_path) as src:
+            EnhancePipeline(detector, None, PipelineConfig(enhance=False, video_height=height)).run(
+                src, outs[height], progress=False)
+    assert (outs[small] / "tracks.jsonl").read_text() == (outs[None] / "tracks.jsonl").read_text()
+    vw, vh = video_size(w, h, small)
+    assert vh == small - small % 2 and abs(vw / vh - w / h) < 0.02
+    frames = read_frames(outs[small] / "annotated.mp4")
+    assert len(frames) == clip_3s.n_frames and frames[0].shape[:2] == (vh, vw)
+    # Something is drawn around each detected plate's box, scaled into the small frame.
+    inputs = read_frames(clip_3s.video_path)
+    lines = [json.loads(ln) for ln in (outs[small] / "tracks.jsonl").read_text().splitlines()]
+    k = next(ln["frame"] for ln in lines if ln["detected"] and ln["frame"] >= 10)
+    plain = cv2.resize(inputs[k], (vw, vh), interpolation=cv2.INTER_AREA)
+    diff = np.abs(frames[k].astype(int) - plain.astype(int)).mean(axis=2)
+    on_k = [ln for ln in lines if ln["frame"] == k and ln["detected"]]
+    assert len(on_k) == 2
+    for line in on_k:
+        x1, y1, x2, y2 = (round(v * vh / h) for v in line["box"])
+        edge = np.concatenate([diff[max(0, y1 - 1): y1 + 2, x1:x2].ravel(), diff[y1:y2, max(0, x1 - 1): x1 + 2].ravel()])
+        assert edge.mean() > 5 * max(1.0, np.median(diff)), (line["box"], edge.mean(), np.median(diff))
+    assert video_size(w, h, None) == (w, h) and video_size(w, h, 2 * h) == (w, h)
+    assert video_size(3840, 2160, 1080) == (1920, 1080) and video_size(1920, 1080, 721) == (1280, 720)
+
+
 @pytest.mark.parametrize("detect_every", [1, 3])
 def test_detect_ahead_gives_the_same_outputs(clip_3s, tmp_path, detect_every):
     """Detecting the next chunk on a thread while this one is finished changes no output."""
