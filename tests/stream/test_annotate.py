@@ -48,3 +48,30 @@ def test_automatic_inset_height_moves_in_steps():
     heights = [h for _, h in sizes]
     assert all(h % INSET_STEP == 0 for h in heights) and len(set(heights)) <= 5  # 9 box heights
     assert heights == sorted(heights) and 40 <= heights[0] and heights[-1] <= 56
+
+
+def test_cjk_label_drawn_from_the_cached_rendering_matches_pillow():
+    """CJK plate reads are drawn from a rendering cached per text and size; the pixels are those
+    Pillow draws on the frame itself (within rounding), also where the label is cut by the edge."""
+    import pytest
+
+    from stream.annotate import _cjk_font, _put_unicode, _text_mask
+
+    if _cjk_font(20) is None:
+        pytest.skip("no CJK font installed (Debian: fonts-wqy-microhei)")
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(3)
+    text, colour = "#2 吉E6J5K4", (255, 255, 255)
+    for x, baseline in [(30, 60), (-15, 12), (600, 90)]:  # inside, cut at the top-left, cut at the right
+        frame = rng.integers(0, 256, (120, 640, 3), np.uint8)
+        ours = frame.copy()
+        assert _put_unicode(ours, text, x, baseline, 20, colour)
+        ref = Image.fromarray(np.ascontiguousarray(frame[..., ::-1]))
+        ImageDraw.Draw(ref).text((x, baseline), text, font=_cjk_font(20), fill=colour[::-1], anchor="ls")
+        ref = np.asarray(ref)[..., ::-1]
+        diff = np.abs(ours.astype(int) - ref.astype(int))
+        assert diff.max() <= 2 and (ours != frame).any(), diff.max()
+    hits = _text_mask.cache_info().hits
+    _put_unicode(np.zeros((50, 200, 3), np.uint8), text, 5, 30, 20, colour)
+    assert _text_mask.cache_info().hits == hits + 1
