@@ -132,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="never run the second, half-size search (not even on small frames)")
     g.add_argument("--detect-every", type=int, default=1, metavar="N",
                    help="run the detector on every N-th frame; the tracker predicts in between (default 1)")
+    g.add_argument("--skip-still", type=float, default=0.0, metavar="S",
+                   help="fixed cameras watching mostly still scenes (car parks, gates): frames where nothing "
+                        "moved since the detector's last frame skip it (the tracker carries parked cars), but it "
+                        "runs at least every S seconds (default 0: off; 1 is a good start)")
     g.add_argument("--margin", type=float, default=0.15, help="crop margin, fraction of the plate box (default 0.15)")
     g.add_argument("--no-rectify", action="store_true",
                    help="cut plate boxes as they are (default: with the corner detector, warp each plate to "
@@ -214,6 +218,8 @@ def _check_roi(args: argparse.Namespace, source) -> None:
 
 
 def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if args.skip_still < 0:
+        parser.error("--skip-still must be >= 0 (s)")
     if args.detect_every < 1:
         parser.error("--detect-every must be >= 1")
     if args.max_detect_every < 1:
@@ -360,7 +366,7 @@ def _pipeline(args: argparse.Namespace, models, live: bool, reader=None):
         detect_batch=1 if live else 4, sr_interval_s=args.sr_interval,  # live: no waiting to fill a batch
         fuse_k=fusion.config.k if fusion is not None else 0, rectify=not args.no_rectify,
         video=not args.no_video, video_height=args.video_height, read_from=args.read_from, reread_settled_s=args.reread_settled,
-        detect_ahead=not live, live_max_detect_every=args.max_detect_every),  # live: no frame of added latency
+        detect_ahead=not live, live_max_detect_every=args.max_detect_every, skip_still_s=args.skip_still),  # live: no frame of added latency
         reader=reader,
         fusion=fusion)
 

@@ -59,6 +59,7 @@ from stream.read_schedule import ReadSchedule
 from stream.reads import PlateReader, ReadQueue, ReadRequest, TrackRead, TrackVotes, VotedRead, normalise_plate
 from stream.signals import finalising
 from stream.sink import VideoSink, video_size
+from stream.still_gate import StillSceneGate
 from stream.sr_schedule import SRScheduler
 from stream.source import VideoSource
 from stream.types import Frame, PlateCrop
@@ -100,6 +101,10 @@ class PipelineConfig:
     footage of real plates of benchmarks/results/track_reads the vote over both images and the
     bicubic reads alone read as many plates exactly over four runs, the enhanced reads alone
     fewer; live, twice the OCR work means dropped reads on a small CPU); without SR always bicubic;
+    skip_still_s: when > 0, frames where nothing moved since the detector's last frame skip the
+    detector (a grey-thumbnail difference, :class:`stream.still_gate.StillSceneGate`), which still
+    runs at least every this many seconds (parked cars keep their tracks): fixed cameras watching
+    mostly still scenes; 0: off;
     video_height: the annotated video at most this many px tall: taller frames are scaled down
     (aspect kept) before the boxes and insets are drawn on them, so x264 encodes fewer pixels (a
     4K camera at 1080p: a quarter); tracks, reports, crops and insets keep the input's resolution.
@@ -137,6 +142,7 @@ class PipelineConfig:
     read_from: str = "auto"
     reread_settled_s: float = 1.0
     video_height: int | None = None
+    skip_still_s: float = 0.0
     detect_ahead: bool = True
     live_max_detect_every: int = 1
 
@@ -226,6 +232,7 @@ class _RunState:
     sr_s: float = 0.0  # wall time in single-frame super-resolution
     fusion_s: float = 0.0  # wall time in multi-frame fusion
     detect_interval: AdaptiveDetectInterval | None = None  # live streams: the detector's adapted interval
+    still_gate: StillSceneGate | None = None  # skips the detector on still frames (skip_still_s)
     frames_detected: int = 0  # frames that went through the detector
 
 
@@ -303,6 +310,8 @@ class EnhancePipeline:
             high = source.config.max_lag_s / 4
             st.detect_interval = AdaptiveDetectInterval(every, self.config.live_max_detect_every, high_s=high,
                                                         low_s=min(2 / fps, high / 2))
+        if self.config.skip_still_s > 0:
+            st.still_gate = StillSceneGate(self.config.skip_still_s)
         frames_done = 0
         t_start = time.perf_counter()
         last_report = time.monotonic()
@@ -326,6 +335,8 @@ class EnhancePipeline:
                 to_detect = [f for f in frames if st.detect_interval.due()]
             else:
                 to_detect = [f for f in frames if f.index % every == 0]
+            if st.still_gate is not None:
+                to_detect = [f for f in to_detect if st.still_gate.due(f.image, f.pts_s)]
             st.frames_detected += len(to_detect)
             return dict(zip((f.index for f in to_detect), self.detector.detect([f.image for f in to_detect])))
 
@@ -379,6 +390,8 @@ class EnhancePipeline:
                     if item.kind != "connected":
                         id_offset = max(summaries, default=id_offset)
                         tracker = self._new_tracker(*item.size)
+                        if st.still_gate is not None:  # a new connection's first frame is detected
+                            st.still_gate = StillSceneGate(self.config.skip_still_s)
                         st.region = self._outlined_region(*item.size)
                         if self._roi is not None and clip_roi(self._roi, *item.size) is None:
                             log.warning("the region of interest lies outside the new %dx%d frame: no detections",
@@ -680,6 +693,8 @@ class EnhancePipeline:
         # wall time of the per-frame stages (inline reads: reads.seconds), to see what a run spent where
         stages = {"super_resolution_s": round(st.sr_s, 2), "fusion_s": round(st.fusion_s, 2)}
         detection = {"frames_detected": st.frames_detected}
+        if st.still_gate is not None:
+            detection.update(skipped_still=st.still_gate.skipped, skip_still_s=self.config.skip_still_s)
         if st.detect_interval is not None:
             detection.update(adaptive_max_every=st.detect_interval.maximum, every_now=st.detect_interval.current,
                              times_raised=st.detect_interval.steps_up)

@@ -25,7 +25,7 @@ def test_help_documents_every_option():
                    "--crf", "--preset", "--x264-params", "--threads", "--hwaccel", "--quiet", "--rtsp-transport", "--open-timeout",
                    "--read-timeout", "--max-reconnects", "--max-lag", "--status-interval", "--duration", "--backend", "--precision", "--device",
                    "--sr-interval", "--fuse", "--fusion-weights", "--no-read", "--roi", "--no-video", "--workers", "--read-from",
-                   "--reread-settled", "--video-height",
+                   "--reread-settled", "--video-height", "--skip-still",
                    "--coarse-pass", "--no-coarse-pass"):
         assert option in proc.stdout
 
@@ -60,7 +60,8 @@ def test_corrupt_generator_weights(tmp_path):
                                             (["--roi", "0,0,0,10"], "--roi"),
                                             (["--detector-batch", "0"], "--detector-batch"),
                                             (["--reread-settled", "-1"], "--reread-settled"),
-                                            (["--video-height", "8"], "--video-height")])
+                                            (["--video-height", "8"], "--video-height"),
+                                            (["--skip-still", "-1"], "--skip-still")])
 def test_bad_options(tmp_path, args, fragment):
     proc = run_cli(str(tmp_path / "x.mp4"), *args)
     assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr

@@ -391,6 +391,52 @@ def test_video_height_scales_the_annotated_video_only(clip_3s, tmp_path):
     assert video_size(3840, 2160, 1080) == (1920, 1080) and video_size(1920, 1080, 721) == (1280, 720)
 
 
+def test_still_scenes_skip_the_detector_and_keep_their_tracks(clip_3s, tmp_path):
+    """--skip-still: 2 s of a still scene (one frame of the clip, new sensor noise on each) and
+    then the plates moving: the still frames skip the detector except about once a second, the
+    parked plates keep one track each through them, and the moving part is detected as before."""
+    from stream.pipeline import EnhancePipeline, PipelineConfig
+    from stream.sink import VideoSink
+    from stream.source import VideoSource
+    from tracker.detector import PlateDetector
+
+    with VideoSource(clip_3s.video_path) as src:
+        info = src.info
+    frames = read_frames(clip_3s.video_path)
+    rng = np.random.default_rng(0)
+    clip = tmp_path / "still_then_moving.mp4"
+    sink = VideoSink(clip, info.width, info.height, info.fps, info.time_base, crf=18)
+    n_still = 60
+    images = [np.clip(frames[45] + rng.normal(0, 2, frames[45].shape), 0, 255).astype(np.uint8)
+              for _ in range(n_still)] + frames[45:]
+    for i, im in enumerate(images):
+        sink.write(im, i / info.fps)
+    sink.close()
+    detector = PlateDetector()
+    runs = {}
+    for skip in (0.0, 1.0):
+        out = tmp_path / f"skip{skip}"
+        with VideoSource(clip) as src:
+            EnhancePipeline(detector, None, PipelineConfig(enhance=False, video=False, skip_still_s=skip)).run(
+                src, out, progress=False)
+        lines = [json.loads(ln) for ln in (out / "tracks.jsonl").read_text().splitlines()]
+        runs[skip] = (json.loads((out / "report.json").read_text()), lines)
+    (report_off, lines_off), (report_on, lines_on) = runs[0.0], runs[1.0]
+    assert "skipped_still" not in report_off["detection"]
+    skipped = report_on["detection"]["skipped_still"]
+    assert n_still - 4 <= skipped <= n_still and report_on["detection"]["frames_detected"] == len(images) - skipped
+    # the same plates, each under one track, on the same frames
+    assert len(report_on["tracks"]) == len(report_off["tracks"]) == 2
+    per_frame = [(sum(ln["frame"] == k for ln in lines_on), sum(ln["frame"] == k for ln in lines_off))
+                 for k in range(5, len(images))]
+    assert sum(a == b for a, b in per_frame) >= 0.95 * len(per_frame)
+    still_on = [ln for ln in lines_on if 5 <= ln["frame"] < n_still]
+    still_off = [ln for ln in lines_off if 5 <= ln["frame"] < n_still]
+    assert len(still_on) == len(still_off) >= n_still - 5  # the parked plate, on every still frame
+    assert len({ln["track_id"] for ln in still_on}) == 1
+    assert sum(ln["detected"] for ln in still_on) <= 4 < sum(ln["detected"] for ln in still_off)
+
+
 @pytest.mark.parametrize("detect_every", [1, 3])
 def test_detect_ahead_gives_the_same_outputs(clip_3s, tmp_path, detect_every):
     """Detecting the next chunk on a thread while this one is finished changes no output."""
