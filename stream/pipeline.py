@@ -391,7 +391,7 @@ class EnhancePipeline:
                         id_offset = max(summaries, default=id_offset)
                         tracker = self._new_tracker(*item.size)
                         if st.still_gate is not None:  # a new connection's first frame is detected
-                            st.still_gate = StillSceneGate(self.config.skip_still_s)
+                            st.still_gate.reset()
                         st.region = self._outlined_region(*item.size)
                         if self._roi is not None and clip_roi(self._roi, *item.size) is None:
                             log.warning("the region of interest lies outside the new %dx%d frame: no detections",
@@ -565,10 +565,13 @@ class EnhancePipeline:
         due = st.read_throttle.due([c.track_id for c in crops], [detected[c.track_id] for c in crops], frame.pts_s)
         out = []
         for c, d in zip(crops, due):
-            if d and st.read_schedule.due(c.track_id, c.image.shape[1], frame.pts_s):
-                up = bicubic_upscale(c.image, 4)
-                st.read_throttle.store(c.track_id, up, frame.pts_s)
-                out.append(ReadRequest(c.track_id, frame.index, frame.pts_s, up, "bicubic"))
+            if not d:
+                continue
+            # The throttle sets the pace of read chances, as the SR schedule does with SR; the read
+            # schedule then skips those of settled tracks.
+            st.read_throttle.store(c.track_id, c.image, frame.pts_s)
+            if st.read_schedule.due(c.track_id, c.image.shape[1], frame.pts_s):
+                out.append(ReadRequest(c.track_id, frame.index, frame.pts_s, bicubic_upscale(c.image, 4), "bicubic"))
         st.read_throttle.keep_only(tr.track_id for tr in tracks)
         return out
 

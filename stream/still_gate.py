@@ -37,6 +37,10 @@ class StillSceneGate:
         self._last_t = float("-inf")
         self.skipped = 0  # frames that skipped the detector as still
 
+    def reset(self) -> None:
+        """Forget the reference frame (a new connection): the next frame goes through the detector."""
+        self._last, self._last_t = None, float("-inf")
+
     def thumbnail(self, image: np.ndarray) -> np.ndarray:
         """(h, w) uint8 grey thumbnail of an (H, W, 3) uint8 BGR frame, ``thumb_width`` px wide."""
         h, w = image.shape[:2]

@@ -281,6 +281,15 @@ def test_settled_plates_are_read_less_often(clip_3s, tmp_path):
     assert report["reads"]["skipped_settled"] == 0
     assert report["reads"]["done"] == sum(t.enhanced for t in result.tracks)
 
+    # without SR the reads keep the SR pace (a chance every 0.2 s a track), thinned the same way
+    pipe = EnhancePipeline(PlateDetector(), None, PipelineConfig(enhance=False, sr_interval_s=0.2, fuse_k=0),
+                           reader=_ScriptedReader(script=(("AB123", 0.9),)))
+    with VideoSource(clip_3s.video_path) as src:
+        result = pipe.run(src, tmp_path / "no_sr", progress=False)
+    reads = json.loads((tmp_path / "no_sr" / "report.json").read_text())["reads"]
+    chances = sum(int((t.last_s - t.first_s) * 5) + 2 for t in result.tracks)
+    assert reads["skipped_settled"] > 0 and reads["done"] + reads["skipped_settled"] <= chances
+
 
 def test_both_reads_each_due_plate_enhanced_and_bicubic_in_one_vote(clip_3s, tmp_path):
     from stream.pipeline import EnhancePipeline, PipelineConfig

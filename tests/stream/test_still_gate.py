@@ -35,5 +35,8 @@ def test_a_moving_car_or_a_new_size_brings_the_detector_back():
     base = np.full((720, 1280, 3), 100, np.uint8)
     assert gate.due(base, 0.55)
     assert [gate.due(base + 3 * k, 0.6 + k / 10) for k in range(1, 6)] == [False, False, False, True, False]
+    skipped = gate.skipped
+    gate.reset()  # a new connection: its first frame goes through the detector, the count stays
+    assert gate.due(base + 15, 1.15) and gate.skipped == skipped
     with pytest.raises(ValueError):
         StillSceneGate(max_skip_s=0)
