@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fusion-weights", type=Path, default=None, metavar="PATH",
                    help="fusion weights (.safetensors; default: the shipped sr_model/weights/fusion_x4.safetensors)")
     g.add_argument("--no-read", action="store_true",
-                   help="no plate reads (OCR of each enhanced plate and its bicubic upscale, voted per track; on by default)")
+                   help="no plate reads (OCR of each enhanced plate's bicubic x4 upscale, see --read-from, voted "
+                        "per track; on by default)")
     g.add_argument("--reread-settled", type=float, default=1.0, metavar="S",
                    help="once a plate's reads agree (8 reads, 75 %% of them and the latest one reading the voted "
                         "text), read it again only every S seconds, or at once when it is seen 20 %% wider than in "
@@ -365,8 +366,9 @@ def _pipeline(args: argparse.Namespace, models, live: bool, reader=None):
         preset=args.preset, x264_params=args.x264_params,
         detect_batch=1 if live else 4, sr_interval_s=args.sr_interval,  # live: no waiting to fill a batch
         fuse_k=fusion.config.k if fusion is not None else 0, rectify=not args.no_rectify,
-        video=not args.no_video, video_height=args.video_height, read_from=args.read_from, reread_settled_s=args.reread_settled,
-        detect_ahead=not live, live_max_detect_every=args.max_detect_every, skip_still_s=args.skip_still),  # live: no frame of added latency
+        video=not args.no_video, video_height=args.video_height, read_from=args.read_from,
+        reread_settled_s=args.reread_settled, skip_still_s=args.skip_still,
+        detect_ahead=not live, live_max_detect_every=args.max_detect_every),  # live: no frame of added latency
         reader=reader,
         fusion=fusion)
 
