@@ -1,6 +1,6 @@
 """Train the plate detector (ultralytics YOLO from a model yaml, offline) and ship it as safetensors.
 
-The shipped (default) corner detector came from three runs, each starting from the last:
+The shipped (default) corner detector came from four runs, each starting from the last:
 
     # 1. box model on plain synthetic scenes (CPU)
     python -m train.detector --model tracker/models/plate_yolov8p.yaml --plain-synthetic --synthetic 2000 \
@@ -13,6 +13,11 @@ The shipped (default) corner detector came from three runs, each starting from t
     python -m train.detector --synthetic 5000 --data-workers 13 --us ../shared/data/openalpr/us --us-repeat 3 \
         --init tracker/weights/plate_yolov8p_pose.safetensors --imgsz 640 --hours 0.08 --batch 64 \
         --workers 12 --device 0 --out tracker/weights/plate_yolov8p_pose.safetensors
+    # 4. long plates (EU / UK shape) made from the US photos, and small ones (CPU, 8 epochs in 0.95 h;
+    #    benchmarks/results/detection/long_plates.md)
+    python -m train.detector --synthetic 1000 --us ../shared/data/openalpr/us --us-repeat 3 --us-shrunk 3 \
+        --us-long 3 --us-long-shrunk 3 --init tracker/weights/plate_yolov8p_pose.safetensors --imgsz 640 \
+        --hours 0.95 --batch 16 --threads 2 --seed 3 --data-workers 2 --out tracker/weights/plate_yolov8p_pose.safetensors
     # optional weights (not the default: they lose EU plates in video): at the 1080p input size (960)
     # with the train-split photos also shrunk into 1080p frames, 31 epochs in 6 minutes on a lent H200
     # (benchmarks/results/detection/gpu_imgsz960.md)
@@ -125,17 +130,30 @@ def write_openalpr_pose_dataset(folder: str | Path, out_dir: str | Path, repeat:
     return out
 
 
+LONG_PLATE_ASPECT = (3.5, 5.5)  # width / height of EU and UK plates (520 x 110 mm: 4.7) with room either side
+
+
+def _squash_factor(boxes: np.ndarray, rng: np.random.Generator, aspect: tuple[float, float]) -> float:
+    """Vertical scale that gives the widest of ``boxes`` ((n, 4) x1 y1 x2 y2) a width / height drawn
+    uniformly from ``aspect``; 1.0 where the plate is already that long."""
+    widest = boxes[int(np.argmax(boxes[:, 2] - boxes[:, 0]))]
+    current = float(widest[2] - widest[0]) / max(float(widest[3] - widest[1]), 1.0)
+    return min(1.0, current / float(rng.uniform(*aspect)))
+
+
 def shrunk_photo_mosaics(folder: Path, files: Sequence[Path] | None = None, widths: tuple[float, float] = (16.0, 64.0),
-                         copies: int = 3, size: tuple[int, int] = (1920, 1080), seed: int = 0
-                         ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                         copies: int = 3, size: tuple[int, int] = (1920, 1080), seed: int = 0,
+                         aspect: tuple[float, float] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Real plates made small: each annotated photo of ``folder`` (openalpr layout; only ``files``
     when given) shrunk (area averaging, as a camera's sensor would) so its widest plate is
     ``widths[0]``..``widths[1]`` px wide (log-uniform, ``copies`` times at different sizes), and
     the shrunk photos packed row by row into ``size`` frames on ultralytics' pad grey: a busy
     1080p view of many far cars. The openalpr photos hold no plate under 40 px: benchmarks.detection
     measures small-plate recall on real plate pixels this way (hold-out and EU photos), and
-    :func:`write_shrunk_pose_dataset` trains on it (train-split photos only). Returns (frames, per
-    frame (n, 4) x1 y1 x2 y2 plate boxes).""" 
+    :func:`write_shrunk_pose_dataset` trains on it (train-split photos only). ``aspect``: each shrunk
+    copy is also squashed vertically so its widest plate's width / height is drawn from this range
+    (long plates made from the US ones, :func:`write_long_plate_pose_dataset`). Returns (frames, per
+    frame (n, 4) x1 y1 x2 y2 plate boxes)."""
     import cv2
 
     from benchmarks.plate_sets import parse_annotation
@@ -151,7 +169,8 @@ def shrunk_photo_mosaics(folder: Path, files: Sequence[Path] | None = None, widt
         rng = np.random.default_rng([seed, zlib.crc32(txt.name.encode())])
         for target in np.exp(rng.uniform(np.log(widths[0]), np.log(widths[1]), copies)):
             f = float(target / (b[:, 2] - b[:, 0]).max())
-            w, h = max(1, round(photo.shape[1] * f)), max(1, round(photo.shape[0] * f))
+            fy = f * (_squash_factor(b, rng, aspect) if aspect else 1.0)
+            w, h = max(1, round(photo.shape[1] * f)), max(1, round(photo.shape[0] * fy))
             if f >= 1 or w > W or h > H:
                 continue
             shrunk.append((cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA),
@@ -177,15 +196,17 @@ def shrunk_photo_mosaics(folder: Path, files: Sequence[Path] | None = None, widt
 
 
 def write_shrunk_pose_dataset(folder: str | Path, out_dir: str | Path, copies: int = 3, seed: int = 0,
-                              widths: tuple[float, float] = (12.0, 96.0)) -> Path:
+                              widths: tuple[float, float] = (12.0, 96.0),
+                              aspect: tuple[float, float] | None = None) -> Path:
     """Write :func:`shrunk_photo_mosaics` of the TRAIN part of an openalpr folder (each photo
-    ``copies`` times, plates ``widths`` px wide in 1920x1080 frames) as a YOLO pose set with
-    not-visible keypoints (boxes only). Returns the folder holding ``images/train`` and ``labels/train``."""
+    ``copies`` times, plates ``widths`` px wide in 1920x1080 frames, squashed to a plate ``aspect``
+    when given) as a YOLO pose set with not-visible keypoints (boxes only). Returns the folder
+    holding ``images/train`` and ``labels/train``."""
     from train.ccpd import pose_label_row
 
     train, out = _train_photos(folder, out_dir)
-    frames, gts = shrunk_photo_mosaics(Path(folder), train, widths=widths, copies=copies,
-                                       seed=1000 + seed)  # not the benchmark's sizes (seed 0)
+    frames, gts = shrunk_photo_mosaics(Path(folder), train, widths=widths, copies=copies, aspect=aspect,
+                                       seed=(3000 if aspect else 1000) + seed)  # not the benchmark's sizes (seed 0)
     for k, (img, boxes) in enumerate(zip(frames, gts)):
         h, w = img.shape[:2]
         rows = [r for r in (pose_label_row(list(map(float, b)), None, w, h) for b in boxes) if r]
@@ -240,6 +261,43 @@ def write_zoomed_pose_dataset(folder: str | Path, out_dir: str | Path, copies: i
                 continue
             _write_train_sample(out, f"zoom_{txt.stem}_{k}", cut, rows)
             n += 1
+    if n == 0:
+        raise ValueError(f"no annotated photos in {folder}")
+    return out
+
+
+def write_long_plate_pose_dataset(folder: str | Path, out_dir: str | Path, copies: int = 3, seed: int = 0,
+                                  aspect: tuple[float, float] = LONG_PLATE_ASPECT) -> Path:
+    """Write long plates made from the TRAIN part of an openalpr folder as a YOLO pose set (boxes
+    only): each photo ``copies`` times, squashed vertically (area averaging) so that its widest
+    plate's width / height is drawn from ``aspect``. US plates are about 2:1; EU and UK ones about
+    4.7:1, and a detector that has seen real plates only at 2:1 scores long ones low (a frame
+    stretched 2x vertically lifted the EU photos' small-plate recall from 0.68 to 0.87,
+    benchmarks/results/detection/long_plates.md). Returns the folder holding ``images/train`` and
+    ``labels/train``."""
+    import cv2
+
+    from benchmarks.plate_sets import parse_annotation
+    from train.ccpd import pose_label_row
+
+    train, out = _train_photos(folder, out_dir)
+    rng = np.random.default_rng(4000 + seed)
+    n = 0
+    for txt in train:
+        boxes, _ = parse_annotation(txt.read_text(errors="replace"))
+        im = cv2.imread(str(txt.with_suffix(".jpg")))
+        if im is None or not boxes:
+            continue
+        b = np.array([[p.x, p.y, p.x + p.width, p.y + p.height] for p in boxes], np.float64)
+        for k in range(copies):
+            fy = _squash_factor(b, rng, aspect)
+            h = max(1, round(im.shape[0] * fy))
+            squashed = cv2.resize(im, (im.shape[1], h), interpolation=cv2.INTER_AREA)
+            sb = b * [1.0, h / im.shape[0], 1.0, h / im.shape[0]]
+            rows = [r for r in (pose_label_row(list(map(float, x)), None, im.shape[1], h) for x in sb) if r]
+            if rows:
+                _write_train_sample(out, f"long_{txt.stem}_{k}", squashed, rows)
+                n += 1
     if n == 0:
         raise ValueError(f"no annotated photos in {folder}")
     return out
@@ -373,7 +431,7 @@ def train_detector(
 
 
 def build_dataset(workdir: Path, synthetic: int = 0, us: Path | None = None, us_repeat: int = 1, us_shrunk: int = 0,
-                  us_zoom: int = 0,
+                  us_zoom: int = 0, us_long: int = 0, us_long_shrunk: int = 0,
                   ccpd: Path | None = None, ccpd_limit: int | None = None, yolo: Path | None = None,
                   seed: int = 0, imgsz: int = 640, pose: bool = True, randomise: bool = True,
                   data_workers: int = 1, styles: tuple[str, ...] | None = None) -> tuple[Path, str]:
@@ -415,6 +473,17 @@ def build_dataset(workdir: Path, synthetic: int = 0, us: Path | None = None, us_
             write_zoomed_pose_dataset(us, workdir / "us_zoom", copies=us_zoom, seed=seed)
             notes.append(f"close-ups of the same train-split photos x{us_zoom} (plate 25-50 % of the width)")
             roots.append(workdir / "us_zoom")
+        lo, hi = LONG_PLATE_ASPECT
+        if us_long:
+            write_long_plate_pose_dataset(us, workdir / "us_long", copies=us_long, seed=seed)
+            notes.append(f"the same train-split photos squashed x{us_long} into long plates ({lo}-{hi}:1)")
+            roots.append(workdir / "us_long")
+        if us_long_shrunk:
+            write_shrunk_pose_dataset(us, workdir / "us_long_shrunk", copies=us_long_shrunk, seed=seed,
+                                      aspect=LONG_PLATE_ASPECT)
+            notes.append(f"the same train-split photos squashed into long plates ({lo}-{hi}:1) and shrunk "
+                         f"x{us_long_shrunk} (plates 12-96 px) into 1920x1080 frames")
+            roots.append(workdir / "us_long_shrunk")
     if ccpd:
         write_ccpd_pose_dataset(ccpd, workdir / "ccpd", seed=seed, limit=ccpd_limit)
         roots.append(workdir / "ccpd")
@@ -446,6 +515,12 @@ def main(argv: list[str] | None = None) -> None:
                    help="also each --us train photo K times shrunk (plates 12-96 px) into 1920x1080 frames: small real plates")
     p.add_argument("--us-zoom", type=int, default=0, metavar="K",
                    help="also K close-ups of each --us train photo (the plate 25-50 %% of the width)")
+    p.add_argument("--us-long", type=int, default=0, metavar="K",
+                   help="also each --us train photo K times squashed vertically into long plates (3.5-5.5:1, as EU "
+                        "and UK plates are)")
+    p.add_argument("--us-long-shrunk", type=int, default=0, metavar="K",
+                   help="also each --us train photo K times squashed into long plates and shrunk (plates 12-96 px) "
+                        "into 1920x1080 frames")
     p.add_argument("--ccpd", type=Path, default=None, metavar="DIR", help="CCPD folder (labels parsed from file names)")
     p.add_argument("--ccpd-limit", type=int, default=None, help="use at most this many CCPD images")
     p.add_argument("--yolo", "--data", dest="yolo", type=Path, default=None, metavar="DATA.yaml",
@@ -485,7 +560,8 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(workdir / "runs")
     try:
         data_yaml, note = build_dataset(workdir, synthetic=args.synthetic, us=args.us, us_repeat=args.us_repeat,
-                                        us_shrunk=args.us_shrunk, us_zoom=args.us_zoom,
+                                        us_shrunk=args.us_shrunk, us_zoom=args.us_zoom, us_long=args.us_long,
+                                        us_long_shrunk=args.us_long_shrunk,
                                         ccpd=args.ccpd, ccpd_limit=args.ccpd_limit, yolo=args.yolo, seed=args.seed,
                                         imgsz=args.imgsz, pose=pose, randomise=not args.plain_synthetic,
                                         data_workers=args.data_workers, styles=tuple(args.styles) if args.styles else None)

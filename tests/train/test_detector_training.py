@@ -93,6 +93,29 @@ def test_openalpr_split_is_fixed_and_eu_is_refused(tmp_path):
         assert abs(float(row[3]) * cut.shape[1] - 400) < 2  # the plate keeps its size in px
     with pytest.raises(ValueError, match="evaluation only"):
         write_zoomed_pose_dataset(eu, tmp_path / "zoom2")
+    # Long plates (EU / UK aspect) made from the 400x120 (3.3:1) ones: squashed vertically, the
+    # plate keeps its width, its width / height lands in LONG_PLATE_ASPECT; boxes only.
+    from train.detector import LONG_PLATE_ASPECT, write_long_plate_pose_dataset
+
+    lo, hi = LONG_PLATE_ASPECT
+    out = write_long_plate_pose_dataset(folder, tmp_path / "long", copies=2)
+    labels = sorted((out / "labels" / "train").glob("*.txt"))
+    assert len(labels) == 32 and not any(h.stem in lb.stem for h in hold for lb in labels)
+    for lb in labels:
+        (row,) = [r.split() for r in lb.read_text().splitlines()]
+        assert len(row) == 17 and row[5:] == ["0.000000"] * 12
+        img = cv2.imread(str(out / "images" / "train" / f"{lb.stem}.jpg"))
+        w, h = float(row[3]) * img.shape[1], float(row[4]) * img.shape[0]
+        assert img.shape[1] == 1000 and img.shape[0] < 600 and abs(w - 400) < 1
+        assert lo - 0.05 <= w / h <= hi + 0.05
+    with pytest.raises(ValueError, match="evaluation only"):
+        write_long_plate_pose_dataset(eu, tmp_path / "long2")
+    # ... and the same shrunk into 1080p frames: small long plates.
+    out = write_shrunk_pose_dataset(folder, tmp_path / "long_shrunk", copies=2, aspect=LONG_PLATE_ASPECT)
+    rows = [r.split() for lb in (out / "labels" / "train").glob("*.txt") for r in lb.read_text().splitlines()]
+    assert len(rows) == 32
+    aspects = [float(r[3]) * 1920 / (float(r[4]) * 1080) for r in rows]
+    assert lo - 0.5 <= min(aspects) and max(aspects) <= hi + 0.5  # sizes rounded to whole pixels
 
 
 def test_box_yolo_dataset_becomes_pose(tmp_path):
