@@ -65,7 +65,7 @@ from stream.source import VideoSource
 from stream.types import Frame, PlateCrop
 from tracker.detector import PlateDetector
 from tracker.sort import PlateTracker, TrackerConfig
-from tracker.types import Track, clip_roi
+from tracker.types import Track, TrackState, clip_roi
 
 if TYPE_CHECKING:
     from sr_model.fusion import FusionEnhancer
@@ -329,14 +329,17 @@ class EnhancePipeline:
         ahead = ThreadPoolExecutor(1, thread_name_prefix="detect-ahead") if self.config.detect_ahead else None
         pending: list[tuple[list[Frame], Future]] = []  # a chunk whose detections are being computed
 
-        def detect_chunk(frames: list[Frame]) -> dict[int, list]:
+        def detect_chunk(frames: list[Frame], unsettled: bool = False) -> dict[int, list]:
+            """Detections of the chunk's detector frames. unsettled: the tracker holds tentative
+            tracks, so the still-scene gate lets every frame through until they are confirmed
+            (one detector frame a second would never confirm a weakly seen plate)."""
             if st.detect_interval is not None:
                 source.stats.detect_every = st.detect_interval.update(source.stats.lag_s, time.monotonic())
                 to_detect = [f for f in frames if st.detect_interval.due()]
             else:
                 to_detect = [f for f in frames if f.index % every == 0]
             if st.still_gate is not None:
-                to_detect = [f for f in to_detect if st.still_gate.due(f.image, f.pts_s)]
+                to_detect = [f for f in to_detect if st.still_gate.due(f.image, f.pts_s, force=unsettled)]
             st.frames_detected += len(to_detect)
             return dict(zip((f.index for f in to_detect), self.detector.detect([f.image for f in to_detect])))
 
@@ -345,10 +348,11 @@ class EnhancePipeline:
             finish the chunk before it."""
             frames = list(chunk)
             chunk.clear()
+            unsettled = st.still_gate is not None and any(t.state is TrackState.TENTATIVE for t in tracker.tracks)
             if ahead is None:
-                finish_chunk(frames, detect_chunk(frames))
+                finish_chunk(frames, detect_chunk(frames, unsettled))
                 return
-            pending.append((frames, ahead.submit(detect_chunk, frames)))
+            pending.append((frames, ahead.submit(detect_chunk, frames, unsettled)))
             finish_pending(keep=1)
 
         def finish_pending(keep: int = 0) -> None:

@@ -8,7 +8,8 @@ not aged: see ``tracker.sort.PlateTracker.update``). A thumbnail pixel averages 
 pixels, so sensor noise and compression flicker stay far below the change threshold, while a
 car moving, or arriving, changes dozens of them. Parked cars still go through the detector at
 least every ``max_skip_s`` seconds, so their tracks stay matched and their plates get new
-crops and reads.
+crops and reads; while the tracker holds tracks not yet confirmed, every frame goes through
+(``force``), so a plate first seen in a still scene is confirmed as quickly as in a moving one.
 """
 from __future__ import annotations
 
@@ -49,11 +50,12 @@ class StillSceneGate:
         small = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
         return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
 
-    def due(self, image: np.ndarray, t_s: float) -> bool:
+    def due(self, image: np.ndarray, t_s: float, force: bool = False) -> bool:
         """Should this frame (``t_s`` s into the input) go through the detector? Frames are
-        given in order; a yes makes the frame the new reference."""
+        given in order; a yes makes the frame the new reference. force: yes whatever the scene
+        (the caller's tracker waits for detections to confirm a new track)."""
         thumb = self.thumbnail(image)
-        moved = (self._last is None or self._last.shape != thumb.shape or t_s - self._last_t >= self.max_skip_s
+        moved = (force or self._last is None or self._last.shape != thumb.shape or t_s - self._last_t >= self.max_skip_s
                  or int(np.count_nonzero(cv2.absdiff(thumb, self._last) > self.pixel_delta)) >= self.min_moved)
         if moved:
             self._last, self._last_t = thumb, t_s

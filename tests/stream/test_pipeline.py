@@ -23,15 +23,18 @@ def test_output_video_has_input_frame_count_and_size(clip_3s, run_result):
     assert frames[0].shape[:2] == (clip_3s.height, clip_3s.width)
 
 
-def test_tracks_cover_every_plate_mostly_under_one_id(clip_3s, run_result):
-    lines = [json.loads(ln) for ln in (run_result / "tracks.jsonl").read_text().splitlines()]
+def plate_track_ids(clip, run_dir) -> dict[int, tuple[list[int], int]]:
+    """Per true plate of ``clip``: the output track id overlapping it (IoU >= 0.3) in each frame
+    where it is at least half visible and some track does, and the number of such frames."""
+    lines = [json.loads(ln) for ln in (run_dir / "tracks.jsonl").read_text().splitlines()]
     assert lines and {"frame", "time_s", "box", "score", "track_id"} <= set(lines[0])
     by_frame: dict[int, list] = {}
     for ln in lines:
         by_frame.setdefault(ln["frame"], []).append(ln)
-    for plate_id in {p.track_id for plates in clip_3s.frames for p in plates}:
+    out = {}
+    for plate_id in {p.track_id for plates in clip.frames for p in plates}:
         ids, seen = [], 0
-        for f, plates in enumerate(clip_3s.frames):
+        for f, plates in enumerate(clip.frames):
             truth = [p for p in plates if p.track_id == plate_id and p.visibility >= 0.5]
             if not truth:
                 continue
@@ -41,6 +44,12 @@ def test_tracks_cover_every_plate_mostly_under_one_id(clip_3s, run_result):
                 iou = box_iou(truth[0].box[None], np.array([c["box"] for c in cands]))[0]
                 if iou.max() >= 0.3:
                     ids.append(cands[int(iou.argmax())]["track_id"])
+        out[plate_id] = (ids, seen)
+    return out
+
+
+def test_tracks_cover_every_plate_mostly_under_one_id(clip_3s, run_result):
+    for plate_id, (ids, seen) in plate_track_ids(clip_3s, run_result).items():
         assert len(ids) >= 0.8 * seen, f"plate {plate_id}: tracked in {len(ids)} of {seen} frames"
         main_id_share = max(ids.count(i) for i in set(ids)) / len(ids)
         assert main_id_share >= 0.8, f"plate {plate_id} split over ids {sorted(set(ids))}"
@@ -56,7 +65,9 @@ def test_report_and_best_crops_per_track(run_result):
 
 def test_default_run_reads_the_plates_with_the_independent_ocr(clip_3s, run_result):
     """The CLI's default run reads plates (RapidOCR on the bicubic x4 crops, voted per track); on
-    this clip at least one plate is read exactly and every read is close to a true plate."""
+    this clip every plate's track reads close to its plate, at least one exactly, and a track on
+    something else (the detector's weak false positives: here a row of windows cut by the frame's
+    edge) reads with a lower confidence than every plate's track."""
     from benchmarks.ocr import char_accuracy
 
     report = json.loads((run_result / "report.json").read_text())
@@ -64,13 +75,19 @@ def test_default_run_reads_the_plates_with_the_independent_ocr(clip_3s, run_resu
     truths = [text for text, _ in clip_3s.plates.values()]
     read = [t for t in report["tracks"] if t["read"]]
     assert read
+    on_plates = {max(set(ids), key=ids.count) for ids, _ in plate_track_ids(clip_3s, run_result).values() if ids}
+    plate_reads = [t for t in read if t["track_id"] in on_plates]
+    assert plate_reads
     exact = 0
     for t in read:
         assert (run_result / t["read_crop"]).is_file() and t["n_reads"] >= t["read_support"] >= 1
+    for t in plate_reads:
         best = max(char_accuracy(t["read"], truth) for truth in truths)
         assert best >= 0.5, (t["read"], truths)
         exact += t["read"] in truths
     assert exact >= 1, ([t["read"] for t in read], truths)
+    lowest_plate = min(t["read_confidence"] for t in plate_reads)
+    assert all(t["read_confidence"] < lowest_plate for t in read if t["track_id"] not in on_plates)
     lines = [json.loads(ln) for ln in (run_result / "tracks.jsonl").read_text().splitlines()]
     assert sum(len(ln.get("reads", [])) for ln in lines) == report["reads"]["done"]
     # by default each due plate's bicubic x4 upscale is read (the image the OCR reads best)
@@ -391,7 +408,7 @@ def test_video_height_scales_the_annotated_video_only(clip_3s, tmp_path):
     plain = cv2.resize(inputs[k], (vw, vh), interpolation=cv2.INTER_AREA)
     diff = np.abs(frames[k].astype(int) - plain.astype(int)).mean(axis=2)
     on_k = [ln for ln in lines if ln["frame"] == k and ln["detected"]]
-    assert len(on_k) == 2
+    assert len(on_k) >= 2  # the two plates (and a weak false box on a window row at the frame's edge)
     for line in on_k:
         x1, y1, x2, y2 = (round(v * vh / h) for v in line["box"])
         edge = np.concatenate([diff[max(0, y1 - 1): y1 + 2, x1:x2].ravel(), diff[y1:y2, max(0, x1 - 1): x1 + 2].ravel()])
@@ -402,8 +419,9 @@ def test_video_height_scales_the_annotated_video_only(clip_3s, tmp_path):
 
 def test_still_scenes_skip_the_detector_and_keep_their_tracks(clip_3s, tmp_path):
     """--skip-still: 2 s of a still scene (one frame of the clip, new sensor noise on each) and
-    then the plates moving: the still frames skip the detector except about once a second, the
-    parked plates keep one track each through them, and the moving part is detected as before."""
+    then the plates moving: the still frames skip the detector except about once a second and
+    until new tracks are confirmed, the parked plates keep one track each through them, and the
+    moving part is detected as before."""
     from stream.pipeline import EnhancePipeline, PipelineConfig
     from stream.sink import VideoSink
     from stream.source import VideoSource
@@ -433,7 +451,9 @@ def test_still_scenes_skip_the_detector_and_keep_their_tracks(clip_3s, tmp_path)
     (report_off, lines_off), (report_on, lines_on) = runs[0.0], runs[1.0]
     assert "skipped_still" not in report_off["detection"]
     skipped = report_on["detection"]["skipped_still"]
-    assert n_still - 4 <= skipped <= n_still and report_on["detection"]["frames_detected"] == len(images) - skipped
+    # detector on still frames: about once a second, and while the tracks born on the first frame
+    # are tentative (a chunk or two of frames, until they are confirmed)
+    assert n_still - 12 <= skipped <= n_still - 2 and report_on["detection"]["frames_detected"] == len(images) - skipped
     # the same plates, each under one track, on the same frames
     assert len(report_on["tracks"]) == len(report_off["tracks"]) == 2
     per_frame = [(sum(ln["frame"] == k for ln in lines_on), sum(ln["frame"] == k for ln in lines_off))
@@ -441,9 +461,13 @@ def test_still_scenes_skip_the_detector_and_keep_their_tracks(clip_3s, tmp_path)
     assert sum(a == b for a, b in per_frame) >= 0.95 * len(per_frame)
     still_on = [ln for ln in lines_on if 5 <= ln["frame"] < n_still]
     still_off = [ln for ln in lines_off if 5 <= ln["frame"] < n_still]
-    assert len(still_on) == len(still_off) >= n_still - 5  # the parked plate, on every still frame
-    assert len({ln["track_id"] for ln in still_on}) == 1
-    assert sum(ln["detected"] for ln in still_on) <= 4 < sum(ln["detected"] for ln in still_off)
+    # the parked plates (2 in frame 45), each under one track on every still frame once confirmed
+    parked = {ln["track_id"] for ln in still_off}
+    assert len(parked) == len({ln["track_id"] for ln in still_on}) == 2
+    assert len(still_off) >= 2 * (n_still - 5) - 2 and len(still_on) >= len(still_off) - 8
+    # once they are confirmed, the still frames reach the detector about once a second
+    late_on, late_off = ([ln for ln in lines if ln["frame"] >= 20] for lines in (still_on, still_off))
+    assert sum(ln["detected"] for ln in late_on) <= 2 * 3 < sum(ln["detected"] for ln in late_off)
 
 
 @pytest.mark.parametrize("detect_every", [1, 3])

@@ -21,6 +21,16 @@ def test_still_frames_skip_the_detector_except_every_max_skip_s():
     assert gate.skipped == 22
 
 
+def test_forced_frames_go_through_and_become_the_reference():
+    """force (the tracker waits to confirm a track): still frames reach the detector too, and the
+    one-a-second clock restarts from the last of them."""
+    rng = np.random.default_rng(2)
+    gate = StillSceneGate(max_skip_s=1.0)
+    due = [gate.due(_scene(rng, car_x=500), i / 10, force=i < 4) for i in range(20)]
+    assert due == [i < 4 or i == 13 for i in range(20)]
+    assert gate.skipped == 15
+
+
 def test_a_moving_car_or_a_new_size_brings_the_detector_back():
     rng = np.random.default_rng(1)
     gate = StillSceneGate(max_skip_s=5.0)

@@ -514,7 +514,10 @@ def test_region_of_interest_searches_only_there_and_answers_in_frame_pixels(dete
         for a, b in zip(sorted(full, key=lambda d: d.box[0]), sorted(moved, key=lambda d: d.box[0])):
             np.testing.assert_allclose(b.box, a.box + np.float32([dx, dy, dx, dy]), atol=0.5)
             assert b.score == pytest.approx(a.score, abs=1e-3)
-            if a.corners is not None:
+            # The corner refiner looks around the box in the whole image, outside the region too:
+            # for a box at the frame's edge it sees the canvas there, so only the others compare.
+            inside = a.box[0] > 8 and a.box[1] > 8 and a.box[2] < w - 8 and a.box[3] < h - 8
+            if a.corners is not None and inside:
                 np.testing.assert_allclose(b.corners, a.corners + np.float32([dx, dy]), atol=0.5)
     # A region holding one plate's box finds that plate and nothing outside the region.
     x1, y1, x2, y2 = full[0].box
