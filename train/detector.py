@@ -45,7 +45,7 @@ import shutil
 import tempfile
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +91,20 @@ def _write_train_sample(out: Path, name: str, image: np.ndarray, rows: list[str]
 
     cv2.imwrite(str(out / "images" / "train" / f"{name}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
     (out / "labels" / "train" / f"{name}.txt").write_text("\n".join(rows) + "\n")
+
+
+def _annotated_photos(txts: Sequence[Path]) -> Iterator[tuple[Path, np.ndarray, np.ndarray]]:
+    """(annotation path, BGR photo, (n, 4) float64 x1 y1 x2 y2 plate boxes) of each openalpr
+    annotation file in ``txts`` whose photo reads and has at least one plate."""
+    import cv2
+
+    from benchmarks.plate_sets import parse_annotation
+
+    for txt in txts:
+        boxes, _ = parse_annotation(txt.read_text(errors="replace"))
+        im = cv2.imread(str(txt.with_suffix(".jpg")))
+        if im is not None and boxes:
+            yield txt, im, np.array([[b.x, b.y, b.x + b.width, b.y + b.height] for b in boxes], np.float64)
 
 
 def write_openalpr_pose_dataset(folder: str | Path, out_dir: str | Path, repeat: int = 1) -> Path:
@@ -224,21 +238,13 @@ def write_zoomed_pose_dataset(folder: str | Path, out_dir: str | Path, copies: i
     or a parking gate sees it. At the network input such plates are 160-320 px wide: the sizes
     the detector scored low on real photos (benchmarks/results/detection/coarse_pass.md).
     Returns the folder holding ``images/train`` and ``labels/train``."""
-    import cv2
-
-    from benchmarks.plate_sets import parse_annotation
     from train.ccpd import pose_label_row
 
     train, out = _train_photos(folder, out_dir)
     rng = np.random.default_rng(2000 + seed)
     n = 0
-    for txt in train:
-        boxes, _ = parse_annotation(txt.read_text(errors="replace"))
-        im = cv2.imread(str(txt.with_suffix(".jpg")))
-        if im is None or not boxes:
-            continue
+    for txt, im, allb in _annotated_photos(train):
         H, W = im.shape[:2]
-        allb = np.array([[b.x, b.y, b.x + b.width, b.y + b.height] for b in boxes], np.float64)
         for k in range(copies):
             b = allb[int(rng.integers(len(allb)))]
             cw = min(float(W), (b[2] - b[0]) / rng.uniform(*fill))
@@ -277,18 +283,12 @@ def write_long_plate_pose_dataset(folder: str | Path, out_dir: str | Path, copie
     ``labels/train``."""
     import cv2
 
-    from benchmarks.plate_sets import parse_annotation
     from train.ccpd import pose_label_row
 
     train, out = _train_photos(folder, out_dir)
     rng = np.random.default_rng(4000 + seed)
     n = 0
-    for txt in train:
-        boxes, _ = parse_annotation(txt.read_text(errors="replace"))
-        im = cv2.imread(str(txt.with_suffix(".jpg")))
-        if im is None or not boxes:
-            continue
-        b = np.array([[p.x, p.y, p.x + p.width, p.y + p.height] for p in boxes], np.float64)
+    for txt, im, b in _annotated_photos(train):
         for k in range(copies):
             fy = _squash_factor(b, rng, aspect)
             h = max(1, round(im.shape[0] * fy))
