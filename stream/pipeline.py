@@ -505,9 +505,9 @@ class EnhancePipeline:
             st.votes.seen((tr.track_id for tr in tracks), st.clock)
         # Drawn in place: nothing reads the decoded frame after this (crops above are copies).
         annotated, scale = frame.image, 1.0
-        if self.config.video and self.config.video_height and height > self.config.video_height:
-            annotated = cv2.resize(frame.image, video_size(width, height, self.config.video_height),
-                                   interpolation=cv2.INTER_AREA)
+        size = video_size(width, height, self.config.video_height) if self.config.video else (width, height)
+        if size != (width, height):
+            annotated = cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA)
             scale = annotated.shape[0] / height
         if st.region is not None and self.config.video:
             draw_region(annotated, st.region if scale == 1.0 else tuple(round(v * scale) for v in st.region))

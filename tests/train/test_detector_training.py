@@ -48,6 +48,19 @@ def test_box_only_model_still_trains_and_loads(tmp_path):
     assert PlateDetector(out, TORCH).has_corners  # the corner refiner gives a box model corners
 
 
+def _box_only_rows(out, hold) -> list[tuple[str, list[str]]]:
+    """(image stem, label row) of each one-plate label file a writer put under ``out``, after
+    checking that none comes from a ``hold``-out photo and that the keypoints are unlabelled."""
+    labels = sorted((out / "labels" / "train").glob("*.txt"))
+    assert not any(h.stem in lb.stem for h in hold for lb in labels)
+    rows = []
+    for lb in labels:
+        (row,) = [r.split() for r in lb.read_text().splitlines()]
+        assert len(row) == 17 and row[5:] == ["0.000000"] * 12
+        rows.append((lb.stem, row))
+    return rows
+
+
 def test_openalpr_split_is_fixed_and_eu_is_refused(tmp_path):
     folder = tmp_path / "us"
     folder.mkdir()
@@ -83,12 +96,10 @@ def test_openalpr_split_is_fixed_and_eu_is_refused(tmp_path):
     from train.detector import write_zoomed_pose_dataset
 
     out = write_zoomed_pose_dataset(folder, tmp_path / "zoom", copies=2)
-    labels = sorted((out / "labels" / "train").glob("*.txt"))
-    assert len(labels) == 32 and not any(h.stem in lb.stem for h in hold for lb in labels)
-    for lb in labels:
-        (row,) = [r.split() for r in lb.read_text().splitlines()]
-        assert len(row) == 17 and row[5:] == ["0.000000"] * 12
-        cut = cv2.imread(str(out / "images" / "train" / f"{lb.stem}.jpg"))
+    rows = _box_only_rows(out, hold)
+    assert len(rows) == 32
+    for stem, row in rows:
+        cut = cv2.imread(str(out / "images" / "train" / f"{stem}.jpg"))
         assert 0.25 - 0.01 <= float(row[3]) <= 0.5 + 0.01 and cut.shape[1] <= 1000
         assert abs(float(row[3]) * cut.shape[1] - 400) < 2  # the plate keeps its size in px
     with pytest.raises(ValueError, match="evaluation only"):
@@ -99,12 +110,10 @@ def test_openalpr_split_is_fixed_and_eu_is_refused(tmp_path):
 
     lo, hi = LONG_PLATE_ASPECT
     out = write_long_plate_pose_dataset(folder, tmp_path / "long", copies=2)
-    labels = sorted((out / "labels" / "train").glob("*.txt"))
-    assert len(labels) == 32 and not any(h.stem in lb.stem for h in hold for lb in labels)
-    for lb in labels:
-        (row,) = [r.split() for r in lb.read_text().splitlines()]
-        assert len(row) == 17 and row[5:] == ["0.000000"] * 12
-        img = cv2.imread(str(out / "images" / "train" / f"{lb.stem}.jpg"))
+    rows = _box_only_rows(out, hold)
+    assert len(rows) == 32
+    for stem, row in rows:
+        img = cv2.imread(str(out / "images" / "train" / f"{stem}.jpg"))
         w, h = float(row[3]) * img.shape[1], float(row[4]) * img.shape[0]
         assert img.shape[1] == 1000 and img.shape[0] < 600 and abs(w - 400) < 1
         assert lo - 0.05 <= w / h <= hi + 0.05
