@@ -519,8 +519,9 @@ def format_extras(corners: dict, study: dict | None, speed: dict | None, roi: di
         m = speed.get("machine", {})
         lines += ["", f"Speed: ms per {speed['frame_size'][0]}x{speed['frame_size'][1]} frame at imgsz {speed['imgsz']} "
                   f"(`PlateDetector.detect`: letterbox, network, NMS, corner refiner), {speed['threads']} threads, "
-                  f"{m.get('cpu', '?')} with {', '.join(m.get('isa', [])) or 'no listed vector extensions'} "
-                  f"({speed.get('conditions', '')}); default back end here: {speed.get('default', '?')}:", "",
+                  f"{m.get('cpu', '?')} with {', '.join(m.get('isa', [])) or 'no listed vector extensions'}"
+                  + (f" ({speed['conditions']})" if speed.get("conditions") else "")
+                  + f"; default back end here: {speed.get('default', '?')}:", "",
                   "| backend | median ms | p90 ms |", "|---|---|---|"]
         lines += [f"| {be} | {v['median']:.1f} | {v['p90']:.1f} |" for be, v in speed["ms"].items()]
     return "\n".join(lines)
