@@ -112,9 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--zoom", type=float, default=None, metavar="F",
                    help="enlarge each frame (or --roi region) F times at the detector's input instead of --imgsz: "
                         "finds plates under 40 px wide, for many times the detector's time. Real plates 16-40 px wide "
-                        "in 1080p frames: recall 0.09-0.10 by default, 0.965 (US) / 0.685 (EU) with --zoom 2, at "
-                        "about 410 instead of 25 ms per 1080p frame on 2 cores (55 instead of 21 at 360p); pair it "
-                        "with --roi or --detect-every")
+                        "in 1080p frames: recall 0.31 (US) / 0.11 (EU) by default, 0.94 / 0.91 with --zoom 2, at "
+                        "about 330-410 instead of 25 ms per 1080p frame on 2 cores (55 instead of 21 at 360p); pair it "
+                        "with --roi or --detect-every. Plates 30 px and wider do not need it (it read no more of them "
+                        "in benchmarks/results/track_reads_zoom2)")
     g.add_argument("--conf", type=float, default=0.1,
                    help="minimum detection score (default 0.1); scores under 0.5 only extend existing tracks")
     g.add_argument("--roi", type=_roi, default=None, metavar="X,Y,W,H",
@@ -127,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "about 60%% more detector time on 720p. By default this second search runs on frames no "
                         "larger than the input size, where it is cheap, and on frames where the first search saw a "
                         "candidate at least 128 px wide at its input; not with --roi. Real photos, recall / AP50: "
-                        "EU 0.824 / 0.806 without it, 0.963 / 0.914 by default, 0.963 / 0.920 with it; US hold-out "
-                        "0.955 / 0.938, 1.000 / 0.968, 1.000 / 0.979")
+                        "EU 1.000 / 0.977 without it, 1.000 / 0.992 by default, 1.000 / 0.994 with it; US hold-out "
+                        "0.955 / 0.976, 0.977 / 0.983, 0.977 / 0.981")
     g.add_argument("--no-coarse-pass", dest="coarse_pass", action="store_const", const="off",
                    help="never run the second, half-size search (not even on small frames)")
     g.add_argument("--detect-every", type=int, default=1, metavar="N",

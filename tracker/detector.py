@@ -205,8 +205,8 @@ class DetectorConfig:
     CPU: 12-13 -> 19-21 ms per frame, the half-size pass alone 5 ms).
     Merging: boxes of both passes overlapping by IoU > ``iou`` are one plate, kept with the box of
     the higher score and the score 1 - (1 - s_main)(1 - s_coarse) (noisy-OR): a box both passes
-    see is likelier a plate than one only one pass sees. On the real photos
-    (benchmarks/results/detection/coarse_pass.md) the coarse pass on every photo took EU recall /
+    see is likelier a plate than one only one pass sees. On the real photos, with the weights of
+    2026-11-27 (benchmarks/results/detection/coarse_pass.md), the coarse pass on every photo took EU recall /
     AP50 from 0.824 / 0.806 to 0.963 / 0.920 (auto: 0.963 / 0.914) and the US hold-out's from
     0.955 / 0.938 to 1.0 / 0.979 (merged by the higher score alone: 0.944 / 0.860, 1.0 / 0.966);
     coarse_scale: the coarse pass's fraction of the input size, in (0, 1): 0.5 (of 0.4-0.7, merged
@@ -224,9 +224,9 @@ class DetectorConfig:
     enlarged at the network input: its long side times ``zoom``, rounded up to the stride, instead
     of ``imgsz``. The detector finds real plates reliably from about 30-40 px wide at its input, so
     plates under 40 px in the frame are found only enlarged: real plates shrunk to 16-40 px wide in
-    1080p frames were found at 0.094 (US) / 0.099 (EU) by default (imgsz 960), 0.729 / 0.279 at
-    the frame's own size and 0.965 / 0.685 at ``zoom=2`` (with the coarse pass, which "auto" runs
-    there and which then searches the frame at its own size for the larger plates), for 2.6x the
+    1080p frames were found at 0.31 (US) / 0.11 (EU) by default (imgsz 960) and 0.941 / 0.910 at
+    ``zoom=2`` (with the coarse pass, which "auto" runs there and which then searches the frame at
+    its own size for the larger plates; weights of 2026-11-28, detection.md), for 2.6x the
     detector time at 360p (21 -> 55 ms per frame on 2 cores) and 16x at 1080p (25 -> 406 ms;
     benchmarks/results/detection/zoom.md)."""
 
