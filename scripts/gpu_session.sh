@@ -10,7 +10,9 @@
 # hold-out's label files only, so train.detector's fixed split is the usual one and no hold-out
 # image is there at all. Everything lands in $OUT; results are committed from there.
 # Knobs (for a dry run on a CPU): SKIP_AB, SKIP_DETECTOR, SKIP_THROUGHPUT, SKIP_STREAMS, STREAMS_WORKERS, STREAMS_EVERY, STREAMS_DET_BATCH, STREAMS_DET_PRECISION, DEVICE, N_SYN, HOURS, BATCH, WORKERS, GEN_WORKERS,
-# IMGSZ, US_SHRUNK (real train-split plates shrunk into 1080p frames, K copies), US_ZOOM (K close-ups of
+# IMGSZ, US_SHRUNK (real train-split plates shrunk into 1080p frames, K copies), US_LONG / US_LONG_SHRUNK (K copies
+# squashed into long, EU-shaped plates, full size / shrunk; defaults 3 / 3 / 3 as in the default weights' last run,
+# benchmarks/results/detection/long_plates.md: without them a run would unlearn the long plates), US_ZOOM (K close-ups of
 # each train-split photo; a CPU trial: benchmarks/results/detection/zoom_trial.md), TP_ARGS,
 # STYLES (synthetic plate styles, e.g. "latin latin_eu latin_eu ccpd_blue"; a CPU trial of that one made
 # the EU photos worse: benchmarks/results/detection/eu_styles_trial.md).
@@ -25,7 +27,9 @@ BATCH=${BATCH:-64}
 WORKERS=${WORKERS:-12}
 GEN_WORKERS=${GEN_WORKERS:-13}
 IMGSZ=${IMGSZ:-640}
-US_SHRUNK=${US_SHRUNK:-0}
+US_SHRUNK=${US_SHRUNK:-3}
+US_LONG=${US_LONG:-3}
+US_LONG_SHRUNK=${US_LONG_SHRUNK:-3}
 US_ZOOM=${US_ZOOM:-0}
 TP_ARGS=${TP_ARGS:---device cuda --batches 1 32 256 1024 4096 --sizes 1920x1080 --seconds 6 --streams 1 4 16 --workers 0 8 --no-naive --sr-backend eager --sr-precision fp16}
 t0=$(date +%s)
@@ -56,6 +60,7 @@ stamp "detector A/B done (exit $?)"
 
 # 1. detector (GPU + most cores); SKIP_DETECTOR=1 for the benchmark alone
 [ "${SKIP_DETECTOR:-0}" = 1 ] || python3 -m train.detector --synthetic "$N_SYN" --data-workers "$GEN_WORKERS" --us .dev/us --us-repeat 3 --us-shrunk "$US_SHRUNK" --us-zoom "$US_ZOOM" \
+  --us-long "$US_LONG" --us-long-shrunk "$US_LONG_SHRUNK" \
   --init tracker/weights/plate_yolov8p_pose.safetensors --imgsz "$IMGSZ" --hours "$HOURS" --batch "$BATCH" ${STYLES:+--styles $STYLES} \
   --workers "$WORKERS" --device "$DEVICE" --out "$OUT/plate_yolov8p_pose_gpu.safetensors" --workdir /tmp/le-det \
   > "$LOGS/detector.log" 2>&1

@@ -15,7 +15,7 @@ from pathlib import Path
 from tracker.detector import PlateDetector, DetectorConfig
 from train.detector import shrunk_photo_mosaics, openalpr_split
 from benchmarks.detection import match, box_iou
-us = Path('../shared/data/openalpr/us') if Path('../shared/data/openalpr/us').exists() else Path('/work/shared/data/openalpr/us')
+us = next(p for p in (Path('../shared/data/openalpr/us'), Path('/work/shared/data/openalpr/us')) if p.exists())
 _, hold = openalpr_split(us)
 frames, gts = shrunk_photo_mosaics(us, hold)
 def stats(cfg, name):
@@ -33,7 +33,9 @@ def stats(cfg, name):
             ious.append(box_iou(b[None], t[None])[0, 0])
             if p[i].corners is not None:
                 c = p[i].corners; cw.append((np.linalg.norm(c[1]-c[0]) + np.linalg.norm(c[2]-c[3]))/2/(t[2]-t[0]))
-    print(f"{name}: n={len(wr)} width ratio median {np.median(wr):.3f} mean {np.mean(wr):.3f}; height ratio {np.median(hr):.3f}; IoU median {np.median(ious):.3f}; corner width/gt box width median {np.median(cw):.3f}", flush=True)
+    print(f"{name}: n={len(wr)} width ratio median {np.median(wr):.3f} mean {np.mean(wr):.3f}; "
+          f"height ratio {np.median(hr):.3f}; IoU median {np.median(ious):.3f}; "
+          f"corner width/gt box width median {np.median(cw):.3f}", flush=True)
 stats(DetectorConfig(), 'default (imgsz auto=960)')
 stats(DetectorConfig(zoom=2.0), 'zoom 2')
 stats(DetectorConfig(zoom=2.0, coarse_pass='off'), 'zoom 2, no coarse pass')
