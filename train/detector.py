@@ -395,7 +395,8 @@ def train_detector(
                          "yaml, or train through --yolo which converts box labels")
     if not pose and "kpt_shape" in data_cfg:
         raise ValueError(f"{data_yaml} is a pose dataset but {model_yaml} has no kpt_shape")
-    runs_dir = Path(runs_dir or tempfile.mkdtemp(prefix="le-detector-runs-"))
+    # Absolute: ultralytics puts a relative project under its own runs folder, not the working one.
+    runs_dir = Path(runs_dir or tempfile.mkdtemp(prefix="le-detector-runs-")).resolve()
     model = YOLO(str(model_yaml), task="pose" if pose else "detect")
     n_init = _init_from(model, Path(init)) if init else 0
     t0 = time.time()

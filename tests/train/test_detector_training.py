@@ -39,10 +39,12 @@ def test_detector_trains_one_tiny_epoch_from_a_ccpd_folder(tmp_path):
     assert isinstance(dets, list) and all(d.corners.shape == (4, 2) for d in dets)
 
 
-def test_box_only_model_still_trains_and_loads(tmp_path):
+def test_box_only_model_still_trains_and_loads(tmp_path, monkeypatch):
     out = tmp_path / "box.safetensors"
+    monkeypatch.chdir(tmp_path)  # a relative --workdir: ultralytics' log lands there, not in its own runs folder
     main(["--synthetic", "8", "--model", str(MODEL_YAML), "--epochs", "1", "--imgsz", "128", "--batch", "4",
-          "--out", str(out), "--workdir", str(tmp_path / "work")])
+          "--out", str(out), "--workdir", "work"])
+    assert (tmp_path / "work" / "runs" / "train" / "results.csv").is_file()
     det = PlateDetector(out, DetectorConfig(backend="torch", refine_corners=False))
     assert not det.has_corners and det.info["kpt_shape"] is None
     assert PlateDetector(out, TORCH).has_corners  # the corner refiner gives a box model corners
