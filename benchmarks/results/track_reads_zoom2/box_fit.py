@@ -11,11 +11,11 @@ imgsz 1920 (frame own size), no coarse pass: n=114 width ratio median 1.005 mean
 (corner width / true box width, median: 1.030 / 1.035 / 1.031 / 1.038)
 """
 import numpy as np
-from pathlib import Path
 from tracker.detector import PlateDetector, DetectorConfig
 from train.detector import shrunk_photo_mosaics, openalpr_split
+from train.sr_data import DEFAULT_DATA
 from benchmarks.detection import match, box_iou
-us = next(p for p in (Path('../shared/data/openalpr/us'), Path('/work/shared/data/openalpr/us')) if p.exists())
+us = DEFAULT_DATA / 'openalpr' / 'us'
 _, hold = openalpr_split(us)
 frames, gts = shrunk_photo_mosaics(us, hold)
 def stats(cfg, name):
